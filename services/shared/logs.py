@@ -1,0 +1,84 @@
+"""Logging: configured once per process, one renderer for everything.
+
+structlog and the standard library (where the Temporal SDK logs, and where
+Core's Rust logs are forwarded) share the same processors, so every line has
+an ISO UTC timestamp, a level and the service name, as readable text for
+people (``LOG_FORMAT=console``) or one JSON object per line for machines
+(``LOG_FORMAT=json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+# The SDK attaches workflow / activity details as a dict in these record
+# extras; we lift the useful keys to top-level fields.
+_TEMPORAL_EXTRAS = ("temporal_workflow", "temporal_activity")
+_TEMPORAL_KEYS = ("workflow_id", "workflow_type", "activity_type", "attempt")
+
+
+def _flatten_temporal_extras(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for extra in _TEMPORAL_EXTRAS:
+        details = event.pop(extra, None)
+        if isinstance(details, dict):
+            for key in _TEMPORAL_KEYS:
+                if key in details:
+                    event.setdefault(key, details[key])
+    return event
+
+
+def configure(service: str, *, fmt: str = "console", level: str = "info") -> None:
+    """Route structlog and stdlib logging to stdout in ``fmt``, tagged with ``service``."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.ExtraAdder(allow=_TEMPORAL_EXTRAS),
+        _flatten_temporal_extras,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), pad_event_to=22)
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info if fmt == "json" else _keep,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def _keep(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """Leave exc_info for the console renderer, which prints tracebacks itself."""
+    return event
+
+
+def get(name: str | None = None, **context: Any) -> structlog.stdlib.BoundLogger:
+    """A logger for module ``name`` with ``context`` bound to every line."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger.bind(**context) if context else logger

@@ -1,0 +1,154 @@
+"""Configuration: read once from the environment and validated at start.
+
+Every knob of every service lives here so that the README's configuration
+table has one source. A bad value raises :class:`ConfigError`, whose message
+names the variable, what it holds and what is accepted; the service runner
+turns that into exit code 2 before anything connects or writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_FORMATS = ("console", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# host:port, host being a name, an IPv4 address or a bracketed IPv6 address.
+_ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
+
+
+class ConfigError(ValueError):
+    """A variable is malformed; the message says which, and what is accepted."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the services read from the environment, already validated."""
+
+    log_format: str = "console"
+    log_level: str = "info"
+    task_queue: str = "workflow-streams"
+    connect_attempts: int = 8
+    connect_max_backoff_seconds: float = 5.0
+    reconnect_attempts: int = 30
+    order_id: str | None = None
+    charge_seconds: float = 1.0
+    pipeline_workflow_id: str = "pipeline"
+    pipeline_step_seconds: float = 2.0
+    pipeline_steps_per_stage: int = 12
+    pipeline_runs: int = 0
+    ledger_path: Path = Path("/data/events.jsonl")
+    hub_workflow_id: str | None = None
+    publisher_events: int = 8
+    publisher_batch_size: int = 500
+    ticker_workflow_id: str = "ticker"
+    ticker_ticks: int = 40
+    ticker_interval_seconds: float = 0.5
+    ticker_keep: int = 8
+    ticker_slow_delay_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ConfigError on the first bad one."""
+        e = _Env(os.environ if env is None else env)
+        _check_temporal_address(e)
+        d = cls()
+        return cls(
+            log_format=e.choice("LOG_FORMAT", d.log_format, LOG_FORMATS),
+            log_level=e.choice("LOG_LEVEL", d.log_level, LOG_LEVELS),
+            task_queue=e.text("TASK_QUEUE", d.task_queue),
+            connect_attempts=e.integer("CONNECT_ATTEMPTS", d.connect_attempts, minimum=1),
+            connect_max_backoff_seconds=e.number(
+                "CONNECT_MAX_BACKOFF_SECONDS", d.connect_max_backoff_seconds
+            ),
+            reconnect_attempts=e.integer("RECONNECT_ATTEMPTS", d.reconnect_attempts, minimum=1),
+            order_id=e.optional_text("ORDER_ID"),
+            charge_seconds=e.number("CHARGE_SECONDS", d.charge_seconds),
+            pipeline_workflow_id=e.text("PIPELINE_WORKFLOW_ID", d.pipeline_workflow_id),
+            pipeline_step_seconds=e.number("PIPELINE_STEP_SECONDS", d.pipeline_step_seconds),
+            pipeline_steps_per_stage=e.integer(
+                "PIPELINE_STEPS_PER_STAGE", d.pipeline_steps_per_stage, minimum=1
+            ),
+            pipeline_runs=e.integer("PIPELINE_RUNS", d.pipeline_runs, minimum=0),
+            ledger_path=Path(e.text("LEDGER_PATH", str(d.ledger_path))),
+            hub_workflow_id=e.optional_text("HUB_WORKFLOW_ID"),
+            publisher_events=e.integer("PUBLISHER_EVENTS", d.publisher_events, minimum=1),
+            publisher_batch_size=e.integer(
+                "PUBLISHER_BATCH_SIZE", d.publisher_batch_size, minimum=1, maximum=2000
+            ),
+            ticker_workflow_id=e.text("TICKER_WORKFLOW_ID", d.ticker_workflow_id),
+            ticker_ticks=e.integer("TICKER_TICKS", d.ticker_ticks, minimum=1),
+            ticker_interval_seconds=e.number("TICKER_INTERVAL_SECONDS", d.ticker_interval_seconds),
+            ticker_keep=e.integer("TICKER_KEEP", d.ticker_keep, minimum=1),
+            ticker_slow_delay_seconds=e.number(
+                "TICKER_SLOW_DELAY_SECONDS", d.ticker_slow_delay_seconds
+            ),
+        )
+
+
+class _Env:
+    """Typed, validating reads of one environment mapping."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def optional_text(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def choice(self, name: str, default: str, accepted: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() not in accepted:
+            raise ConfigError(f"{name}={raw!r} is not accepted; use one of: {', '.join(accepted)}")
+        return raw.lower()
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        upper = "" if maximum is None else f" and at most {maximum}"
+        accepted = f"a whole number at least {minimum}{upper}"
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; use {accepted}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ConfigError(f"{name}={raw!r} is out of range; use {accepted}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        accepted = "a number of seconds, 0 or more (for example 0.5)"
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; use {accepted}") from None
+        if not value >= 0 or value == float("inf"):  # also rejects nan
+            raise ConfigError(f"{name}={raw!r} is out of range; use {accepted}")
+        return value
+
+
+def _check_temporal_address(e: _Env) -> None:
+    """Fail fast on a malformed TEMPORAL_ADDRESS; the SDK reads the variable itself."""
+    raw = e.optional_text("TEMPORAL_ADDRESS")
+    if raw is None:
+        return
+    match = _ADDRESS.match(raw)
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(
+            f"TEMPORAL_ADDRESS={raw!r} is not host:port; use for example temporal:7233, "
+            "127.0.0.1:7233 or my-ns.a1b2c.tmprl.cloud:7233 (no scheme, port 1-65535)"
+        )

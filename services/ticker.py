@@ -1,0 +1,59 @@
+"""Shared by ticker-fast and ticker-slow: follow the truncating ticker.
+
+Whichever subscriber starts first starts the ticker workflow; the other joins
+the same run. Truncation moves a subscriber that fell behind the retained
+base forward silently, so we compare each offset with the one we expected and
+report the jump: from which offset to which, and how many ticks were dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+
+from services.shared import logs
+from services.shared.models import TICK_TOPIC, Tick, TickerInput
+from services.shared.settings import Settings
+from services.shared.streams import subscription
+from services.workflows import TickerWorkflow
+
+log = logs.get(__name__)
+
+
+async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> int:
+    """Read ticks until the final one, sleeping ``delay`` s per tick; return jumps seen."""
+    started = await client.start_workflow(
+        TickerWorkflow.run,
+        TickerInput(
+            ticks=settings.ticker_ticks,
+            interval_seconds=settings.ticker_interval_seconds,
+            keep=settings.ticker_keep,
+        ),
+        id=settings.ticker_workflow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    log.info("following ticker", workflow_id=started.id, run_id=started.result_run_id)
+    expected, jumps, seen = 0, 0, 0
+    run_id = started.result_run_id
+    async with subscription(client, started.id, run_id, TICK_TOPIC, result_type=Tick) as items:
+        async for item in items:
+            if item.offset > expected:
+                jumps += 1
+                log.warning(
+                    "jumped past truncated ticks",
+                    from_offset=expected,
+                    to_offset=item.offset,
+                    dropped=item.offset - expected,
+                )
+            seen += 1
+            expected = item.offset + 1
+            log.info("tick", offset=item.offset, tick=item.data.number)
+            if item.data.final:
+                break
+            if delay:
+                await asyncio.sleep(delay)
+    log.info("final tick", seen=seen, dropped=expected - seen, jumps=jumps)
+    return jumps

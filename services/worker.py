@@ -1,0 +1,51 @@
+"""worker: runs every scenario's workflows and the payment activity.
+
+Scale it with ``docker compose up --scale worker=3``: workers share the task
+queue. SIGTERM drains: running activities get ``graceful_shutdown_timeout``
+to finish before the worker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from services.activities import charge_card
+from services.shared import logs
+from services.shared.connect import connect
+from services.shared.runner import run_service
+from services.shared.settings import Settings
+from services.workflows import ALL
+
+log = logs.get(__name__)
+
+
+def build_worker(client: Client, task_queue: str) -> Worker:
+    """The worker with everything registered; tests build theirs the same way."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=ALL,
+        activities=[charge_card],
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def main(settings: Settings) -> None:
+    client = await connect(settings)
+    async with build_worker(client, settings.task_queue):
+        log.info(
+            "worker ready",
+            task_queue=settings.task_queue,
+            workflows=[w.__name__ for w in ALL],
+            activities=[charge_card.__name__],
+        )
+        # Runs until SIGTERM cancels us; leaving the block drains the worker.
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    run_service("worker", main)
