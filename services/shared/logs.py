@@ -44,7 +44,9 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), pad_event_to=22)
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stdout.isatty(), pad_event_to=22, sort_keys=False
+        )
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(

@@ -83,7 +83,7 @@ TICK_TOPIC = "ticks"
 @dataclass
 class TickerInput:
     ticks: int = 40
-    interval_seconds: float = 0.5
+    interval_seconds: float = 1.0
     keep: int = 8
     next_tick: int = 0
     stream_state: WorkflowStreamState | None = None

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 import structlog
 
 from services.shared import logs
-from services.shared.settings import ConfigError, Settings
+from services.shared.settings import LOG_FORMATS, ConfigError, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -46,7 +46,9 @@ def run_service(service: str, main: ServiceMain) -> NoReturn:
     try:
         settings = Settings.from_env()
     except ConfigError as err:
-        logs.configure(service)
+        # Say so in the format asked for, if that variable at least is valid.
+        requested = os.environ.get("LOG_FORMAT", "").strip().lower()
+        logs.configure(service, fmt=requested if requested in LOG_FORMATS else "console")
         logs.get(__name__).error("invalid configuration", error=str(err))
         _exit(EXIT_BAD_INPUT)
     logs.configure(service, fmt=settings.log_format, level=settings.log_level)

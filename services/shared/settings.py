@@ -46,9 +46,9 @@ class Settings:
     publisher_batch_size: int = 500
     ticker_workflow_id: str = "ticker"
     ticker_ticks: int = 40
-    ticker_interval_seconds: float = 0.5
+    ticker_interval_seconds: float = 1.0
     ticker_keep: int = 8
-    ticker_slow_delay_seconds: float = 2.0
+    ticker_slow_delay_seconds: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

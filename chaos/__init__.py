@@ -1,0 +1,1 @@
+"""Fault injection against the running stack: kill things, then audit the ledger."""

@@ -1,0 +1,87 @@
+"""Services as separate OS processes, as compose would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    """``python -m services.MODULE`` with JSON logs appended to ``log_path``."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.env = {**os.environ, **env, "LOG_FORMAT": "json"}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.module}"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.process is None:
+            raise RuntimeError(f"{self.module} was never started")
+        return self.process
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or `docker kill` would."""
+        process = self._running()
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code."""
+        process = self._running()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        return process.wait(timeout)
+
+    def wait(self, timeout: float = 120) -> int:
+        return self._running().wait(timeout)
+
+    def logs(self) -> list[dict[str, Any]]:
+        """Every JSON log line so far; a non-JSON line fails the test, naming it."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text().splitlines()
+        try:
+            return [json.loads(line) for line in lines if line.strip()]
+        except json.JSONDecodeError as err:
+            raise AssertionError(f"{self.module} wrote a non-JSON log line: {err.doc!r}") from err
+
+    def wait_for_log(self, event: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.logs():
+                if line.get("event") == event:
+                    return line
+            if self._running().poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{self.module} never logged {event!r}; logs: {self.logs()[-5:]}")
+
+
+class SubscriberProcess(Service):
+    """The subscriber, with the chaos routines' view of its ledger."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, ledger: Path) -> None:
+        super().__init__("subscriber", {**env, "LEDGER_PATH": str(ledger)}, log_path)
+        self.ledger = ledger
+
+    def read_ledger(self) -> str:
+        return self.ledger.read_text()

@@ -1,0 +1,116 @@
+"""Every service as its own OS process: exit codes, JSON logs, and a SIGKILLed subscriber."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.subscriber import kill_and_resume, read
+from services.shared.ledger import audit
+from tests.processes import Service, SubscriberProcess
+
+
+@pytest.fixture
+def env(temporal_address: str, task_queue: str) -> dict[str, str]:
+    return {"TEMPORAL_ADDRESS": temporal_address, "TASK_QUEUE": task_queue}
+
+
+@pytest.fixture
+def worker_process(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
+    worker = Service("worker", env, tmp_path / "worker.log")
+    worker.start()
+    worker.wait_for_log("worker ready")
+    yield worker
+    assert worker.stop() == 0, "SIGTERM must drain the worker and exit 0"
+    assert worker.wait_for_log("stopped")["signal"] == "SIGTERM"
+
+
+@pytest.mark.usefixtures("worker_process")
+@pytest.mark.parametrize(
+    ("module", "extra", "last_event"),
+    [
+        ("order_starter", {"CHARGE_SECONDS": "0.2"}, "workflow result"),
+        ("publisher", {"PUBLISHER_EVENTS": "30", "PUBLISHER_BATCH_SIZE": "7"}, "hub closed"),
+        ("ticker_fast", {"TICKER_TICKS": "5", "TICKER_INTERVAL_SECONDS": "0.1"}, "final tick"),
+    ],
+)
+def test_one_shot_services_exit_zero_with_json_logs(
+    env: dict[str, str], tmp_path: Path, module: str, extra: dict[str, str], last_event: str
+) -> None:
+    extra = {**extra, "TICKER_WORKFLOW_ID": f"ticker-{tmp_path.name}"}
+    service = Service(module, {**env, **extra}, tmp_path / f"{module}.log")
+    service.start()
+    assert service.wait() == 0, service.logs()[-5:]
+    logs = service.logs()
+    assert logs[-1]["event"] == last_event
+    assert {line["service"] for line in logs} == {module.replace("_", "-")}
+    assert all(line["timestamp"].endswith("Z") for line in logs)
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_subscriber_survives_sigkill_mid_stream(env: dict[str, str], tmp_path: Path) -> None:
+    subscriber = SubscriberProcess(
+        {
+            **env,
+            "PIPELINE_WORKFLOW_ID": f"pipeline-{tmp_path.name}",
+            "PIPELINE_STEP_SECONDS": "0.1",
+            "PIPELINE_STEPS_PER_STAGE": "3",
+            "PIPELINE_RUNS": "1",
+        },
+        tmp_path / "subscriber.log",
+        tmp_path / "events.jsonl",
+    )
+    subscriber.start()
+    kill = kill_and_resume(subscriber, down_s=1.5, right_after_event=True, say=print)
+    assert not kill.new_run and kill.first_after == (kill.last_before or 0) + 1
+    assert subscriber.wait() == 0
+    records = read(subscriber) or []
+    result = audit(records)
+    assert result.ok and result.sections == 1 and result.restarts == 2
+    offsets = [r["offset"] for r in records if r["kind"] == "event"]
+    assert offsets == list(range(16))
+    assert subscriber.wait_for_log("resuming")["from_offset"] == kill.first_after
+
+
+def test_bad_configuration_exits_2_naming_the_variable(env: dict[str, str], tmp_path: Path) -> None:
+    service = Service("worker", {**env, "PIPELINE_STEP_SECONDS": "soon"}, tmp_path / "w.log")
+    service.start()
+    assert service.wait() == 2
+    (line,) = service.logs()
+    assert line["event"] == "invalid configuration"
+    assert line["error"].startswith("PIPELINE_STEP_SECONDS='soon' is not a number")
+
+
+def test_unreachable_temporal_exits_1_after_bounded_retries(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    env = {
+        "TEMPORAL_ADDRESS": address,
+        "CONNECT_ATTEMPTS": "3",
+        "CONNECT_MAX_BACKOFF_SECONDS": "0.2",
+    }
+    service = Service("order_starter", env, tmp_path / "o.log")
+    service.start()
+    assert service.wait() == 1
+    logs = service.logs()
+    assert [line["attempt"] for line in logs if "retrying" in line["event"]] == [1, 2]
+    assert logs[-1]["event"] == "giving up"
+    assert logs[-1]["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
+    assert "\n" not in logs[-1]["cause"]
+
+
+def test_corrupt_ledger_is_refused_with_the_reset_command(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "events.jsonl"
+    ledger.write_text('{"kind":"section","workflow_id":"p","run_id":"r"}\nGARBAGE\n')
+    subscriber = SubscriberProcess(env, tmp_path / "s.log", ledger)
+    subscriber.start()
+    assert subscriber.wait() == 2
+    cause = subscriber.logs()[-1]["cause"]
+    assert str(ledger) in cause and "line 2" in cause and "make reset-subscriber" in cause
+    assert ledger.read_text().endswith("GARBAGE\n")  # nothing was rewritten

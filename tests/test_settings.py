@@ -1,0 +1,51 @@
+"""Configuration: defaults hold, and every bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.shared.settings import ConfigError, Settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    # A pipeline run must outlast a person typing `make chaos-subscriber`.
+    events = 5 * settings.pipeline_steps_per_stage
+    assert events * settings.pipeline_step_seconds >= 120
+
+
+def test_values_are_read_and_trimmed() -> None:
+    settings = Settings.from_env(
+        {"LOG_FORMAT": " JSON ", "PIPELINE_STEP_SECONDS": "0.5", "TICKER_KEEP": "4"}
+    )
+    assert (settings.log_format, settings.pipeline_step_seconds, settings.ticker_keep) == (
+        "json",
+        0.5,
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("LOG_FORMAT", "xml", "console, json"),
+        ("LOG_LEVEL", "loud", "debug, info, warning, error"),
+        ("PIPELINE_STEP_SECONDS", "fast", "a number of seconds"),
+        ("PIPELINE_STEP_SECONDS", "-1", "a number of seconds"),
+        ("PIPELINE_STEP_SECONDS", "nan", "a number of seconds"),
+        ("TICKER_TICKS", "-3", "a whole number at least 1"),
+        ("PIPELINE_STEPS_PER_STAGE", "2.5", "a whole number at least 1"),
+        ("CONNECT_ATTEMPTS", "0", "a whole number at least 1"),
+        ("PUBLISHER_BATCH_SIZE", "5000", "at most 2000"),
+        ("TEMPORAL_ADDRESS", "http://temporal:7233", "host:port"),
+        ("TEMPORAL_ADDRESS", "temporal", "host:port"),
+        ("TEMPORAL_ADDRESS", "temporal:99999", "port 1-65535"),
+    ],
+)
+def test_bad_values_are_refused_by_name(name: str, value: str, accepted: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}={value!r}")
+    assert accepted in message
