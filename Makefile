@@ -1,0 +1,131 @@
+# Workflow Streams demo. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+MAKEFLAGS += --no-print-directory
+
+COMPOSE ?= docker compose
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+N ?= 20
+TEMPORAL_UI_PORT ?= 8233
+
+.PHONY: help
+help:  ## Show this help
+	@echo "Usage: make TARGET   (start with: make up)"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- local environment (tests and chaos tools; the stack itself needs only Docker)
+
+# The venv is rebuilt when a lock changes. Python 3.12+ is required: 3.11 can
+# hang leaving `async with WorkflowStreamClient` (CPython issue 86296).
+$(VENV)/.installed: requirements/dev.txt requirements/base.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
+	  { echo "error: $(PYTHON) is $$($(PYTHON) --version); Python 3.12+ is needed (set PYTHON=python3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	@# Use uv if it works here, else install it into the venv with pip.
+	@if uv --version >/dev/null 2>&1; then echo uv > $(VENV)/.uv; \
+	  else $(VENV)/bin/python -m pip install -q uv && echo $(VENV)/bin/uv > $(VENV)/.uv; fi
+	$$(cat $(VENV)/.uv) pip sync -q --python $(PY) --require-hashes requirements/dev.txt
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed  ## Create .venv with the locked test and lint tools
+
+.PHONY: lock
+lock: venv  ## Re-lock requirements/*.txt (hashed) from requirements/*.in
+	for f in base dev; do $$(cat $(VENV)/.uv) pip compile -q --universal --python-version 3.12 \
+	  --generate-hashes --no-header requirements/$$f.in -o requirements/$$f.txt; done
+
+.PHONY: lint
+lint: venv  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+.PHONY: test
+test: lint  ## Lint, then every test against a real Temporal dev server (no Docker)
+	$(PY) -m pytest -m "not e2e"
+
+# --- the stack
+
+.PHONY: up
+up:  ## Build and start the stack, then print where to look
+	$(COMPOSE) up --detach --build
+	@$(MAKE) wait-healthy
+	@echo
+	@echo "Stack is up. Temporal Web UI: http://127.0.0.1:$(TEMPORAL_UI_PORT)"
+	@echo "Next:"
+	@echo "  docker compose logs -f        every scenario's output"
+	@echo "  make chaos-subscriber         kill the subscriber mid-stream and prove the resume"
+	@echo "  make ps                       what is running and what has exited"
+	@echo "  make down / make clean        stop (keep data) / stop and delete data"
+
+.PHONY: wait-healthy
+wait-healthy:
+	@for _ in $$(seq 90); do \
+	  [ "$$($(COMPOSE) ps --format '{{.Health}}' temporal)" = healthy ] && exit 0; sleep 1; done; \
+	  echo "error: temporal is not healthy after 90 s; see: $(COMPOSE) logs temporal"; exit 1
+
+.PHONY: down
+down:  ## Stop the stack, keep its volumes (history and ledger)
+	$(COMPOSE) down
+
+.PHONY: clean
+clean:  ## Stop the stack and delete its volumes
+	$(COMPOSE) down --volumes
+
+.PHONY: logs
+logs:  ## Follow every service's logs
+	$(COMPOSE) logs --follow
+
+.PHONY: ps
+ps:  ## Every container, with exit codes of the one-shot ones
+	$(COMPOSE) ps --all
+
+# Re-runs of the one-shot scenarios, attached so their output shows here.
+rerun = $(COMPOSE) up --no-deps --force-recreate --exit-code-from $(1) $(1)
+
+.PHONY: order-starter
+order-starter:  ## Run scenario 1 again: an order, two topics
+	$(call rerun,$@)
+
+.PHONY: publisher
+publisher:  ## Run scenario 3 again: an external publisher into a hub
+	$(call rerun,$@)
+
+.PHONY: ticker-fast
+ticker-fast:  ## Run scenario 4's fast subscriber again
+	$(call rerun,$@)
+
+.PHONY: ticker-slow
+ticker-slow:  ## Run scenario 4's slow subscriber again
+	$(call rerun,$@)
+
+.PHONY: ticker
+ticker:  ## Run scenario 4 again: both ticker subscribers, side by side
+	$(COMPOSE) up --no-deps --force-recreate ticker-fast ticker-slow
+	@for s in ticker-fast ticker-slow; do \
+	  code=$$(docker inspect --format '{{.State.ExitCode}}' $$($(COMPOSE) ps --all --quiet $$s)); \
+	  [ "$$code" = 0 ] || { echo "error: $$s exited $$code"; exit 1; }; done
+
+# --- faults
+
+.PHONY: chaos-subscriber
+chaos-subscriber: venv  ## SIGKILL the subscriber mid-stream, restart it, audit its ledger
+	$(PY) -m chaos subscriber
+
+.PHONY: soak-subscriber
+soak-subscriber: venv  ## N SIGKILLs at random instants (make soak-subscriber N=20)
+	$(PY) -m chaos soak-subscriber $(N)
+
+.PHONY: reset-subscriber
+reset-subscriber:  ## Discard the subscriber's ledger; it starts over on the next run
+	$(COMPOSE) stop subscriber
+	$(COMPOSE) run --rm --no-deps --entrypoint rm subscriber -f /data/events.jsonl
+	$(COMPOSE) up --detach subscriber
+
+.PHONY: e2e
+e2e: venv  ## The whole stack on Docker, in its own compose project, asserted
+	$(PY) -m pytest -m e2e tests/e2e

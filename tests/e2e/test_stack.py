@@ -1,0 +1,90 @@
+"""`make up` as a user sees it: every scenario's output, exit codes, the chaos verdict."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import pytest
+
+from chaos.compose import compose
+from services.shared.models import FINAL_STAGE, WORK_STAGES
+from tests.e2e.conftest import ONE_SHOTS, Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def _events(stack: Stack, service: str, event: str) -> list[dict[str, Any]]:
+    return [line for line in stack.logs(service) if line["event"] == event]
+
+
+def test_one_shot_scenarios_exit_zero(stack: Stack) -> None:
+    stack.wait_until(
+        "the one-shot scenarios to finish",
+        lambda: all(stack.states().get(s, {}).get("State") == "exited" for s in ONE_SHOTS),
+    )
+    states = stack.states()
+    assert {s: states[s]["ExitCode"] for s in ONE_SHOTS} == dict.fromkeys(ONE_SHOTS, 0)
+    assert {states[s]["State"] for s in ("temporal", "worker", "subscriber")} == {"running"}
+
+
+def test_order_scenario_prints_the_seed_sequence(stack: Stack) -> None:
+    lines = [(line.get("topic"), line["event"]) for line in stack.logs("order-starter")]
+    stream = [(topic, event) for topic, event in lines if topic]
+    assert [t for t, _ in stream] == [
+        "status",
+        "progress",
+        "progress",
+        "status",
+        "progress",
+        "status",
+    ]
+    assert [e for _, e in stream][:4] == ["received", "charging card...", "card charged", "shipped"]
+    assert stream[4][1].startswith("charge id: charge-order-")
+    assert lines[-1][1] == "workflow result"
+
+
+def test_publisher_scenario_delivers_every_headline(stack: Stack) -> None:
+    headlines = _events(stack, "publisher", "headline")
+    assert [h["offset"] for h in headlines] == list(range(8))
+    (closed,) = _events(stack, "publisher", "hub closed")
+    assert closed["published"] == closed["received"] == 8
+
+
+def test_ticker_scenario_fast_sees_all_slow_jumps(stack: Stack) -> None:
+    fast = [t["offset"] for t in _events(stack, "ticker-fast", "tick")]
+    assert fast == list(range(40))
+    jumps = _events(stack, "ticker-slow", "jumped past truncated ticks")
+    assert jumps and all(j["dropped"] == j["to_offset"] - j["from_offset"] for j in jumps)
+    slow = [t["offset"] for t in _events(stack, "ticker-slow", "tick")]
+    assert slow[-1] == 39 and slow == sorted(set(slow))
+
+
+def test_subscriber_follows_the_pipeline_in_order(stack: Stack) -> None:
+    stack.wait_until("subscriber events", lambda: len(_events(stack, "subscriber", "event")) >= 3)
+    events = _events(stack, "subscriber", "event")
+    assert [e["offset"] for e in events] == list(range(len(events)))
+    stages = [e["stage"] for e in events]
+    order = [*WORK_STAGES, FINAL_STAGE]
+    assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
+
+
+def test_make_chaos_subscriber_passes(stack: Stack) -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "chaos-subscriber"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0
+    assert "verdict: PASS" in result.stdout and "missing=0 repeated=0" in result.stdout
+
+
+def test_ports_are_loopback_and_containers_are_not_root(stack: Stack) -> None:
+    for port in ("7233", "8233"):
+        host, _, _ = compose("port", "temporal", port).stdout.strip().rpartition(":")
+        assert host == "127.0.0.1"
+    for service in ("temporal", "worker", "subscriber"):
+        assert compose("exec", "-T", service, "id", "-u").stdout.strip() != "0"
