@@ -120,6 +120,14 @@ chaos-subscriber: venv  ## SIGKILL the subscriber mid-stream, restart it, audit 
 soak-subscriber: venv  ## N SIGKILLs at random instants (make soak-subscriber N=20)
 	$(PY) -m chaos soak-subscriber $(N)
 
+.PHONY: chaos-worker
+chaos-worker: venv  ## SIGKILL the worker while an order is charging; the order must complete
+	$(PY) -m chaos worker
+
+.PHONY: chaos-temporal
+chaos-temporal: venv  ## Restart Temporal mid-stream; every service must reconnect by itself
+	$(PY) -m chaos temporal
+
 .PHONY: reset-subscriber
 reset-subscriber:  ## Discard the subscriber's ledger; it starts over on the next run
 	$(COMPOSE) stop subscriber

@@ -1,8 +1,11 @@
 """python -m chaos TARGET [N]: fault injection against the running compose stack.
 
-Targets (the Make targets of the same names call these):
+Targets (the Make targets chaos-TARGET / soak-subscriber call these):
   subscriber          one SIGKILL mid-stream, a few seconds down, restart, verdict
   soak-subscriber N   N SIGKILLs at random instants (N a whole number, 1 or more)
+  worker              SIGKILL the worker mid-activity; the order must still complete
+  temporal            restart the Temporal server mid-stream; everyone must reconnect
+Each prints what it did and a verdict line, and exits 1 when an invariant broke.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import sys
 from collections.abc import Callable
 
 from chaos.compose import ComposeSubscriber
-from chaos.subscriber import Report, kill_and_resume, read, soak, verdict
-from services.shared.ledger import audit
+from chaos.subscriber import Report, audit_ledger, kill_and_resume, soak, verdict
+from chaos.temporal import chaos_temporal
+from chaos.worker import chaos_worker
 
-TARGETS = ("subscriber", "soak-subscriber")
+TARGETS = ("subscriber", "soak-subscriber", "worker", "temporal")
 
 
 def _printer(target: str) -> Callable[[str], None]:
@@ -32,20 +36,30 @@ def _count(argv: list[str]) -> int:
     return int(raw)
 
 
+def _subscriber(target: str, argv: list[str], say: Callable[[str], None]) -> bool:
+    subscriber = ComposeSubscriber()
+    if target == "subscriber":
+        report = Report(kills=[kill_and_resume(subscriber, down_s=5.0, say=say)])
+        report.audit = audit_ledger(subscriber)
+    else:
+        report = soak(subscriber, _count(argv), rng=random.Random(), say=say)
+    print(verdict(report), flush=True)
+    return report.ok
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in TARGETS:
         print(__doc__, file=sys.stderr)
         return 2
     target = argv[0]
     say = _printer(target)
-    subscriber = ComposeSubscriber()
-    if target == "subscriber":
-        report = Report(kills=[kill_and_resume(subscriber, down_s=5.0, say=say)])
-        report.audit = audit(read(subscriber) or [])
+    if target == "worker":
+        ok = chaos_worker(say)
+    elif target == "temporal":
+        ok = chaos_temporal(say)
     else:
-        report = soak(subscriber, _count(argv), rng=random.Random(), say=say)
-    print(verdict(report), flush=True)
-    return 0 if report.ok else 1
+        ok = _subscriber(target, argv, say)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

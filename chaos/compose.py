@@ -7,7 +7,11 @@ isolated project that ``make e2e`` runs.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
+import uuid
+from typing import Any
 
 LEDGER = "/data/events.jsonl"
 
@@ -48,3 +52,56 @@ class ComposeSubscriber(ComposeService):
 
     def read_ledger(self) -> str:
         return self.exec("cat", LEDGER)
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    """Run ``docker ARGS`` (for one-off containers, which compose does not list)."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def started_at(service: str) -> str:
+    """When the service's container last started: unchanged means it never restarted."""
+    container = compose("ps", "--all", "--quiet", service).stdout.strip()
+    return docker("inspect", "--format", "{{.State.StartedAt}}", container).strip()
+
+
+def wait_healthy(service: str, timeout: float = 120) -> float:
+    """Seconds until the service's healthcheck passes."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if compose("ps", "--format", "{{.Health}}", service).stdout.strip() == "healthy":
+            return time.monotonic() - began
+        time.sleep(0.5)
+    raise TimeoutError(f"{service} not healthy after {timeout:.0f} s")
+
+
+class OneOff:
+    """A one-off run of a scenario service with JSON logs, for chaos to read."""
+
+    def __init__(self, service: str, **env: str) -> None:
+        self.name = f"chaos-{service}-{uuid.uuid4().hex[:6]}"
+        settings = [f"--env={k}={v}" for k, v in {**env, "LOG_FORMAT": "json"}.items()]
+        compose("run", "--detach", "--no-deps", "--name", self.name, *settings, service)
+
+    def logs(self) -> list[dict[str, Any]]:
+        out = docker("logs", self.name)
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def wait_for(self, event: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line["event"] == event for line in self.logs()):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not log {event!r} within {timeout:.0f} s")
+
+    def exit_code(self, timeout: float = 300) -> int:
+        return int(docker("wait", self.name, timeout=timeout).strip())
+
+    def remove(self) -> None:
+        docker("rm", "--force", self.name)

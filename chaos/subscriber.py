@@ -73,6 +73,11 @@ def read(subscriber: Subscriber) -> Records | None:
         raise
 
 
+def audit_ledger(subscriber: Subscriber) -> Audit:
+    """The audit of the whole ledger as it stands now."""
+    return audit(read(subscriber) or [])
+
+
 def wait_for(
     subscriber: Subscriber,
     done: Callable[[Records], bool],
@@ -168,7 +173,7 @@ def soak(
                 subscriber, down_s=down, delay_s=delay, right_after_event=right_after, say=say
             )
         )
-    report.audit = audit(read(subscriber) or [])
+    report.audit = audit_ledger(subscriber)
     return report
 
 

@@ -16,11 +16,12 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from services.shared import logs
+from services.shared.backoff import Backoff
 from services.shared.connect import connect
 from services.shared.models import NEWS_TOPIC, Headline, HubInput
 from services.shared.runner import Fatal, run_service
 from services.shared.settings import Settings
-from services.shared.streams import subscription
+from services.shared.streams import following
 from services.workflows import HubWorkflow
 
 log = logs.get(__name__)
@@ -47,9 +48,7 @@ async def run_publisher(client: Client, settings: Settings) -> int:
         HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
     )
     log.info("hub started", workflow_id=hub_id, events=settings.publisher_events)
-    reader = asyncio.create_task(
-        _read_headlines(client, hub_id, hub.result_run_id, settings.publisher_events)
-    )
+    reader = asyncio.create_task(_read_headlines(client, hub_id, hub.result_run_id, settings))
     try:
         await _publish(client, hub_id, settings)
         received = await reader
@@ -78,10 +77,16 @@ async def _publish(client: Client, hub_id: str, settings: Settings) -> None:
     log.info("published", events=settings.publisher_events, batch_size=batch)
 
 
-async def _read_headlines(client: Client, hub_id: str, run_id: str | None, expected: int) -> int:
+async def _read_headlines(
+    client: Client, hub_id: str, run_id: str | None, settings: Settings
+) -> int:
     """Read until the final headline, checking each arrives once and in order."""
+    expected = settings.publisher_events
     received = 0
-    async with subscription(client, hub_id, run_id, NEWS_TOPIC, result_type=Headline) as items:
+    backoff = Backoff(f"{hub_id} subscription", settings.reconnect_attempts)
+    async with following(
+        client, hub_id, run_id, NEWS_TOPIC, result_type=Headline, backoff=backoff
+    ) as items:
         async for item in items:
             headline = item.data
             if headline.final:

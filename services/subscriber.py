@@ -20,7 +20,7 @@ from services.shared.ledger import Ledger, LedgerError, Position
 from services.shared.models import FINAL_STAGE, STAGE_TOPIC, PipelineInput, StageEvent
 from services.shared.runner import EXIT_BAD_INPUT, Fatal, run_service
 from services.shared.settings import Settings
-from services.shared.streams import subscription
+from services.shared.streams import following
 from services.workflows import PipelineWorkflow
 
 log = logs.get(__name__)
@@ -98,12 +98,13 @@ async def _attach(client: Client, settings: Settings, ledger: Ledger) -> Positio
 async def _follow(client: Client, run: Position, ledger: Ledger, backoff: Backoff) -> None:
     """Record every event of ``run`` from its position up to the terminal one."""
     next_offset = run.next_offset
-    async with subscription(
+    async with following(
         client,
         run.workflow_id,
         run.run_id,
         STAGE_TOPIC,
         result_type=StageEvent,
+        backoff=backoff,
         from_offset=next_offset,
     ) as items:
         async for item in items:
@@ -120,7 +121,6 @@ async def _follow(client: Client, run: Position, ledger: Ledger, backoff: Backof
                 steps=event.steps,
             )
             next_offset = item.offset + 1
-            backoff.succeeded()
             log.info(
                 "event",
                 offset=item.offset,

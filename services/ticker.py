@@ -14,9 +14,10 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
 from services.shared import logs
+from services.shared.backoff import Backoff
 from services.shared.models import TICK_TOPIC, Tick, TickerInput
 from services.shared.settings import Settings
-from services.shared.streams import subscription
+from services.shared.streams import following
 from services.workflows import TickerWorkflow
 
 log = logs.get(__name__)
@@ -38,7 +39,10 @@ async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> 
     log.info("following ticker", workflow_id=started.id, run_id=started.result_run_id)
     expected, jumps, seen = 0, 0, 0
     run_id = started.result_run_id
-    async with subscription(client, started.id, run_id, TICK_TOPIC, result_type=Tick) as items:
+    backoff = Backoff(f"{settings.ticker_workflow_id} subscription", settings.reconnect_attempts)
+    async with following(
+        client, started.id, run_id, TICK_TOPIC, result_type=Tick, backoff=backoff
+    ) as items:
         async for item in items:
             if item.offset > expected:
                 jumps += 1

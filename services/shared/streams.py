@@ -1,4 +1,10 @@
-"""Subscribing to one workflow run's stream, with the iterator closed on exit."""
+"""Following one workflow run's stream, through server restarts.
+
+Every service reads a stream the same way: pinned to one run, resuming from
+the offset after the last item it handled whenever the connection drops,
+with bounded, logged retries (``Backoff``), and with the iterator closed on
+the way out so no poll is left running.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import cast
 
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
+
+from services.shared.backoff import TRANSIENT_ERRORS, Backoff
 
 
 @asynccontextmanager
@@ -20,11 +28,11 @@ async def subscription[T](
     result_type: type[T],
     from_offset: int = 0,
 ) -> AsyncIterator[AsyncIterator[WorkflowStreamItem[T]]]:
-    """Items of ``topics`` from ``from_offset`` on, decoded as ``result_type``.
+    """One subscription to ``topics`` of one run; it ends on the first error.
 
     The handle is pinned to ``run_id``: a later run under the same workflow
-    id has its own log, and its offsets mean nothing here. The iterator is
-    closed on exit so no poll is left running when the caller stops early.
+    id has its own log, and its offsets mean nothing here. (Continue-as-new
+    is still followed: the library moves to the chain's next run itself.)
     """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     items = WorkflowStreamClient(handle, client=client).subscribe(
@@ -35,3 +43,49 @@ async def subscription[T](
     finally:
         # subscribe() is an async generator; its declared type hides aclose().
         await cast(AsyncGenerator[WorkflowStreamItem[T]], items).aclose()
+
+
+@asynccontextmanager
+async def following[T](
+    client: Client,
+    workflow_id: str,
+    run_id: str | None,
+    topics: str | list[str],
+    *,
+    result_type: type[T],
+    backoff: Backoff,
+    from_offset: int = 0,
+) -> AsyncIterator[AsyncIterator[WorkflowStreamItem[T]]]:
+    """Items from ``from_offset`` on, re-subscribing after the last one on a lost server.
+
+    The iterator ends when the run is closed and drained, and raises
+    :class:`Fatal` once ``backoff`` runs out of retries.
+    """
+    items = _follow(client, workflow_id, run_id, topics, result_type, backoff, from_offset)
+    try:
+        yield items
+    finally:
+        await items.aclose()
+
+
+async def _follow[T](
+    client: Client,
+    workflow_id: str,
+    run_id: str | None,
+    topics: str | list[str],
+    result_type: type[T],
+    backoff: Backoff,
+    offset: int,
+) -> AsyncGenerator[WorkflowStreamItem[T]]:
+    while True:
+        try:
+            async with subscription(
+                client, workflow_id, run_id, topics, result_type=result_type, from_offset=offset
+            ) as items:
+                async for item in items:
+                    backoff.succeeded()
+                    offset = item.offset + 1
+                    yield item
+            return
+        except TRANSIENT_ERRORS as err:
+            await backoff.failed(err)
