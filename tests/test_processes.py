@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import socket
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from chaos.subscriber import kill_and_resume, read
+from chaos.subscriber import kill_and_resume, read, soak, verdict
 from services.shared.ledger import audit
 from tests.processes import Service, SubscriberProcess
 
@@ -114,3 +117,66 @@ def test_corrupt_ledger_is_refused_with_the_reset_command(
     cause = subscriber.logs()[-1]["cause"]
     assert str(ledger) in cause and "line 2" in cause and "make reset-subscriber" in cause
     assert ledger.read_text().endswith("GARBAGE\n")  # nothing was rewritten
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_subscriber_soak_loses_and_repeats_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    subscriber = SubscriberProcess(
+        {
+            **env,
+            "PIPELINE_WORKFLOW_ID": f"soak-{tmp_path.name}",
+            "PIPELINE_STEP_SECONDS": "0.1",
+            "PIPELINE_STEPS_PER_STAGE": "3",
+            "PIPELINE_RUNS": "0",  # runs on across pipeline runs; we stop it below
+        },
+        tmp_path / "subscriber.log",
+        tmp_path / "events.jsonl",
+    )
+    subscriber.start()
+    report = soak(subscriber, 4, rng=random.Random(7), max_delay_s=2.0, max_down_s=1.5)
+    print(verdict(report))
+    assert subscriber.stop() == 0
+    assert report.ok, verdict(report)
+    assert len(report.kills) == 4 and report.audit.restarts >= 5
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_one_shot_services_exit_zero_twenty_times_each(env: dict[str, str], tmp_path: Path) -> None:
+    """Pitfall 1: interpreter teardown can abort (exit 134) after the job is done."""
+    runs = 20
+    quick = {
+        "CHARGE_SECONDS": "0",
+        "PUBLISHER_EVENTS": "3",
+        "TICKER_TICKS": "2",
+        "TICKER_INTERVAL_SECONDS": "0",
+        "TICKER_SLOW_DELAY_SECONDS": "0.05",
+    }
+
+    def loop(module: str) -> list[int]:
+        codes = []
+        for run in range(runs):
+            own = {"TICKER_WORKFLOW_ID": f"{module}-{tmp_path.name}-{run}"}
+            service = Service(module, {**env, **quick, **own}, tmp_path / f"{module}-{run}.log")
+            service.start()
+            codes.append(service.wait())
+        return codes
+
+    modules = ["order_starter", "publisher", "ticker_fast", "ticker_slow"]
+    with ThreadPoolExecutor(len(modules)) as pool:
+        results = dict(zip(modules, pool.map(loop, modules), strict=True))
+    assert results == {module: [0] * runs for module in modules}
+
+
+def test_api_key_never_reaches_the_logs(tmp_path: Path) -> None:
+    secret = "tk-" + uuid.uuid4().hex
+    env = {
+        "TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "TEMPORAL_API_KEY": secret,
+        "CONNECT_ATTEMPTS": "2",
+        "CONNECT_MAX_BACKOFF_SECONDS": "0",
+    }
+    service = Service("order_starter", env, tmp_path / "o.log")
+    service.start()
+    assert service.wait() == 1
+    text = service.log_path.read_text()
+    assert "giving up" in text and secret not in text
