@@ -31,6 +31,19 @@ def worker_process(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
     assert worker.wait_for_log("stopped")["signal"] == "SIGTERM"
 
 
+def _pipeline_subscriber(env: dict[str, str], tmp_path: Path, *, runs: int) -> SubscriberProcess:
+    """A subscriber on a short pipeline (16 events a run) of its own."""
+    pipeline = {
+        "PIPELINE_WORKFLOW_ID": f"pipeline-{tmp_path.name}",
+        "PIPELINE_STEP_SECONDS": "0.1",
+        "PIPELINE_STEPS_PER_STAGE": "3",
+        "PIPELINE_RUNS": str(runs),
+    }
+    return SubscriberProcess(
+        {**env, **pipeline}, tmp_path / "subscriber.log", tmp_path / "events.jsonl"
+    )
+
+
 @pytest.mark.usefixtures("worker_process")
 @pytest.mark.parametrize(
     ("module", "extra", "last_event"),
@@ -55,17 +68,7 @@ def test_one_shot_services_exit_zero_with_json_logs(
 
 @pytest.mark.usefixtures("worker_process")
 def test_subscriber_survives_sigkill_mid_stream(env: dict[str, str], tmp_path: Path) -> None:
-    subscriber = SubscriberProcess(
-        {
-            **env,
-            "PIPELINE_WORKFLOW_ID": f"pipeline-{tmp_path.name}",
-            "PIPELINE_STEP_SECONDS": "0.1",
-            "PIPELINE_STEPS_PER_STAGE": "3",
-            "PIPELINE_RUNS": "1",
-        },
-        tmp_path / "subscriber.log",
-        tmp_path / "events.jsonl",
-    )
+    subscriber = _pipeline_subscriber(env, tmp_path, runs=1)
     subscriber.start()
     kill = kill_and_resume(subscriber, down_s=1.5, right_after_event=True, say=print)
     assert not kill.new_run and kill.first_after == (kill.last_before or 0) + 1
@@ -87,18 +90,20 @@ def test_bad_configuration_exits_2_naming_the_variable(env: dict[str, str], tmp_
     assert line["error"].startswith("PIPELINE_STEP_SECONDS='soon' is not a number")
 
 
-def test_unreachable_temporal_exits_1_after_bounded_retries(tmp_path: Path) -> None:
-    with socket.socket() as s:  # a port nothing listens on
+def _unreachable(tmp_path: Path, **env: str) -> tuple[str, Service]:
+    """order-starter pointed at a port nothing listens on, run to its exit."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{s.getsockname()[1]}"
-    env = {
-        "TEMPORAL_ADDRESS": address,
-        "CONNECT_ATTEMPTS": "3",
-        "CONNECT_MAX_BACKOFF_SECONDS": "0.2",
-    }
-    service = Service("order_starter", env, tmp_path / "o.log")
+    settings = {"TEMPORAL_ADDRESS": address, "CONNECT_MAX_BACKOFF_SECONDS": "0.2", **env}
+    service = Service("order_starter", settings, tmp_path / "o.log")
     service.start()
     assert service.wait() == 1
+    return address, service
+
+
+def test_unreachable_temporal_exits_1_after_bounded_retries(tmp_path: Path) -> None:
+    address, service = _unreachable(tmp_path, CONNECT_ATTEMPTS="3")
     logs = service.logs()
     assert [line["attempt"] for line in logs if "retrying" in line["event"]] == [1, 2]
     assert logs[-1]["event"] == "giving up"
@@ -121,17 +126,7 @@ def test_corrupt_ledger_is_refused_with_the_reset_command(
 
 @pytest.mark.usefixtures("worker_process")
 def test_subscriber_soak_loses_and_repeats_nothing(env: dict[str, str], tmp_path: Path) -> None:
-    subscriber = SubscriberProcess(
-        {
-            **env,
-            "PIPELINE_WORKFLOW_ID": f"soak-{tmp_path.name}",
-            "PIPELINE_STEP_SECONDS": "0.1",
-            "PIPELINE_STEPS_PER_STAGE": "3",
-            "PIPELINE_RUNS": "0",  # runs on across pipeline runs; we stop it below
-        },
-        tmp_path / "subscriber.log",
-        tmp_path / "events.jsonl",
-    )
+    subscriber = _pipeline_subscriber(env, tmp_path, runs=0)  # runs on until we stop it
     subscriber.start()
     report = soak(subscriber, 4, rng=random.Random(7), max_delay_s=2.0, max_down_s=1.5)
     print(verdict(report))
@@ -169,14 +164,6 @@ def test_one_shot_services_exit_zero_twenty_times_each(env: dict[str, str], tmp_
 
 def test_api_key_never_reaches_the_logs(tmp_path: Path) -> None:
     secret = "tk-" + uuid.uuid4().hex
-    env = {
-        "TEMPORAL_ADDRESS": "127.0.0.1:1",
-        "TEMPORAL_API_KEY": secret,
-        "CONNECT_ATTEMPTS": "2",
-        "CONNECT_MAX_BACKOFF_SECONDS": "0",
-    }
-    service = Service("order_starter", env, tmp_path / "o.log")
-    service.start()
-    assert service.wait() == 1
+    _, service = _unreachable(tmp_path, CONNECT_ATTEMPTS="2", TEMPORAL_API_KEY=secret)
     text = service.log_path.read_text()
     assert "giving up" in text and secret not in text

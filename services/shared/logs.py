@@ -34,12 +34,19 @@ def _flatten_temporal_extras(_: WrappedLogger, __: str, event: EventDict) -> Eve
 
 def configure(service: str, *, fmt: str = "console", level: str = "info") -> None:
     """Route structlog and stdlib logging to stdout in ``fmt``, tagged with ``service``."""
+
+    def add_service(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        # Not a contextvar: Core's forwarded logs arrive on threads asyncio never saw.
+        event.setdefault("service", service)
+        return event
+
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(allow=_TEMPORAL_EXTRAS),
         _flatten_temporal_extras,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_service,
     ]
     renderer: Processor = (
         structlog.processors.JSONRenderer()
@@ -72,7 +79,6 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(service=service)
 
 
 def _keep(_: WrappedLogger, __: str, event: EventDict) -> EventDict:

@@ -61,31 +61,24 @@ async def following[T](
     The iterator ends when the run is closed and drained, and raises
     :class:`Fatal` once ``backoff`` runs out of retries.
     """
-    items = _follow(client, workflow_id, run_id, topics, result_type, backoff, from_offset)
+
+    async def resuming() -> AsyncGenerator[WorkflowStreamItem[T]]:
+        offset = from_offset
+        while True:
+            try:
+                async with subscription(
+                    client, workflow_id, run_id, topics, result_type=result_type, from_offset=offset
+                ) as items:
+                    async for item in items:
+                        backoff.succeeded()
+                        offset = item.offset + 1
+                        yield item
+                return
+            except TRANSIENT_ERRORS as err:
+                await backoff.failed(err)
+
+    items = resuming()
     try:
         yield items
     finally:
         await items.aclose()
-
-
-async def _follow[T](
-    client: Client,
-    workflow_id: str,
-    run_id: str | None,
-    topics: str | list[str],
-    result_type: type[T],
-    backoff: Backoff,
-    offset: int,
-) -> AsyncGenerator[WorkflowStreamItem[T]]:
-    while True:
-        try:
-            async with subscription(
-                client, workflow_id, run_id, topics, result_type=result_type, from_offset=offset
-            ) as items:
-                async for item in items:
-                    backoff.succeeded()
-                    offset = item.offset + 1
-                    yield item
-            return
-        except TRANSIENT_ERRORS as err:
-            await backoff.failed(err)

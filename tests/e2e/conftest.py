@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -59,3 +60,16 @@ def stack() -> Iterator[Stack]:
         compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
         os.environ.clear()
         os.environ.update(saved)
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a Make target as a user would, against this project; echo its output."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print(result.stdout, result.stderr)
+    return result

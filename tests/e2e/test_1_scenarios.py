@@ -1,8 +1,7 @@
-"""`make up` as a user sees it: every scenario's output, exit codes, the chaos verdict."""
+"""`make up` as a user sees it: every scenario's output and exit code, security defaults."""
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import pytest
@@ -67,19 +66,6 @@ def test_subscriber_follows_the_pipeline_in_order(stack: Stack) -> None:
     stages = [e["stage"] for e in events]
     order = [*WORK_STAGES, FINAL_STAGE]
     assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
-
-
-def test_make_chaos_subscriber_passes(stack: Stack) -> None:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "chaos-subscriber"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    print(result.stdout, result.stderr)
-    assert result.returncode == 0
-    assert "verdict: PASS" in result.stdout and "missing=0 repeated=0" in result.stdout
 
 
 def test_ports_are_loopback_and_containers_are_not_root(stack: Stack) -> None:

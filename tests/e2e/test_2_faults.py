@@ -1,0 +1,81 @@
+"""The chaos targets against the live stack, and bad input at the container edge."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chaos.compose import compose, docker
+from tests.e2e.conftest import Stack, make
+
+pytestmark = pytest.mark.e2e
+
+
+def _passed(target: str, *args: str) -> str:
+    result = make(target, *args)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "verdict: PASS" in result.stdout
+    return result.stdout
+
+
+@pytest.mark.usefixtures("stack")
+def test_make_chaos_subscriber() -> None:
+    assert "missing=0 repeated=0" in _passed("chaos-subscriber")
+
+
+@pytest.mark.usefixtures("stack")
+def test_make_soak_subscriber_ten_kills() -> None:
+    assert "kills=10" in _passed("soak-subscriber", "N=10")
+
+
+@pytest.mark.usefixtures("stack")
+def test_make_chaos_worker() -> None:
+    assert "status exactly once=True retry marked=True" in _passed("chaos-worker")
+
+
+@pytest.mark.usefixtures("stack")
+def test_make_chaos_temporal() -> None:
+    assert "missing=0 repeated=0" in _passed("chaos-temporal")
+
+
+def test_unwritable_data_volume_is_refused(stack: Stack) -> None:
+    run = compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "--user",
+        "12345",
+        "--env",
+        "LOG_FORMAT=json",
+        "subscriber",
+        check=False,
+    )
+    assert run.returncode == 2
+    cause = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")][-1]
+    assert "/data/events.jsonl is not writable by uid 12345" in cause["cause"]
+
+
+def test_api_key_stays_out_of_logs_and_image(stack: Stack) -> None:
+    secret = "tk-" + uuid.uuid4().hex
+    run = compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "--env",
+        f"TEMPORAL_API_KEY={secret}",
+        "--env",
+        "TEMPORAL_ADDRESS=127.0.0.1:1",
+        "--env",
+        "CONNECT_ATTEMPTS=2",
+        "order-starter",
+        check=False,
+    )
+    assert run.returncode == 1 and "giving up" in run.stdout
+    assert secret not in run.stdout + run.stderr
+    config = json.loads(docker("image", "inspect", "workflow-streams-demo:0.1.0"))[0]["Config"]
+    assert not [v for v in config["Env"] if "API_KEY" in v or "TLS" in v]
+    assert config["User"] == "app"
+    listing = compose("run", "--rm", "--no-deps", "--entrypoint", "ls", "worker", "-A", "/app")
+    assert listing.stdout.split() == ["services"]
