@@ -64,10 +64,14 @@ def docker(*args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
-def started_at(service: str) -> str:
-    """When the service's container last started: unchanged means it never restarted."""
-    container = compose("ps", "--all", "--quiet", service).stdout.strip()
-    return docker("inspect", "--format", "{{.State.StartedAt}}", container).strip()
+def started_at(service: str) -> list[str]:
+    """When each of the service's containers (scaled or not) last started.
+
+    Unchanged across a fault means no container was restarted: the service
+    recovered in place.
+    """
+    containers = compose("ps", "--all", "--quiet", service).stdout.split()
+    return sorted(docker("inspect", "--format", "{{.State.StartedAt}}", *containers).split())
 
 
 def wait_healthy(service: str, timeout: float = 120) -> float:

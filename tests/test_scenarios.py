@@ -122,6 +122,7 @@ async def test_burst_of_20000_arrives_complete_in_bounded_signals(
             "workflow_task_timed_out_event_attributes"
         ):
             task_faults.append(str(event.event_type))
+    print(f"burst: {events} events in {len(signals)} signals, largest {max(signals)} bytes")
     assert task_faults == []  # no deadlock (TMPRL1101), no timed-out task
     assert len(signals) >= events // settings.publisher_batch_size
     assert max(signals) < 512 * 1024  # under the server's and SDK's size warning
@@ -154,6 +155,7 @@ async def test_hub_rolls_over_with_a_bounded_log_and_offsets_continue(
         late.topic(NEWS_TOPIC, type=Headline).publish(Headline(events, "after", final=True))
     async with subscription(client, hub_id, None, NEWS_TOPIC, result_type=Headline) as items:
         carried = [item.offset async for item in _until_final(items)]
+    print(f"rollover: carried offsets {carried[0]}..{events - 1} of {events} into the new run")
     # Offsets go on from the old run; only a bounded tail was carried.
     assert carried[-1] == events
     assert carried == list(range(carried[0], events + 1))

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+from temporalio import activity, workflow
 
 # The SDK attaches workflow / activity details as a dict in these record
 # extras; we lift the useful keys to top-level fields.
@@ -23,6 +24,8 @@ _TEMPORAL_KEYS = ("workflow_id", "workflow_type", "activity_type", "attempt")
 
 
 def _flatten_temporal_extras(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    # Core's forwarded records carry their raw form too; the message already has it.
+    event.pop("temporal_log", None)
     for extra in _TEMPORAL_EXTRAS:
         details = event.pop(extra, None)
         if isinstance(details, dict):
@@ -43,7 +46,7 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.ExtraAdder(allow=_TEMPORAL_EXTRAS),
+        structlog.stdlib.ExtraAdder(),  # extra={...} on stdlib calls become fields
         _flatten_temporal_extras,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service,
@@ -79,6 +82,10 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
+    # The SDK's loggers would also paste their context dict into the message;
+    # we take it from the record's extras as fields instead.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
 
 
 def _keep(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
