@@ -48,6 +48,10 @@ lint: venv  ## ruff and mypy
 test: lint  ## Lint, then every test against a real Temporal dev server (no Docker)
 	$(PY) -m pytest -m "not e2e"
 
+.PHONY: bench
+bench: venv  ## Latency and burst throughput on a local dev server (prints figures)
+	$(PY) -m bench
+
 # --- the stack
 
 .PHONY: up
