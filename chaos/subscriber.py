@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.shared.ledger import Audit, LedgerError, audit, parse
+from services.shared.ledger import Audit, audit, parse
 
 Records = list[dict[str, Any]]
 
@@ -66,11 +66,10 @@ def _events(records: Records) -> Records:
 def read(subscriber: Subscriber) -> Records | None:
     """Parsed ledger, or None while it cannot be read (container stopped, say)."""
     try:
-        return parse(subscriber.read_ledger(), "ledger")
+        text = subscriber.read_ledger()
     except (OSError, RuntimeError):
         return None
-    except LedgerError:
-        raise
+    return parse(text, "ledger")  # a damaged ledger is a finding: let LedgerError out
 
 
 def audit_ledger(subscriber: Subscriber) -> Audit:

@@ -9,8 +9,8 @@ Records (``kind``):
 
 * ``section``: the subscriber attached to a new pipeline run; offsets below
   belong to that ``run_id`` only.
-* ``resume``: the subscriber (re)started and resumes the open section at
-  ``next_offset``. Chaos tools read these to find each restart.
+* ``resume``: the subscriber attached to the open section at ``next_offset``,
+  on start or after a lost connection. Chaos tools read these as the seams.
 * ``event``: one stream item, with its ``offset`` and ``stage``.
 * ``end``: the run closed without its terminal event (terminated, say).
 
