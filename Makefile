@@ -121,7 +121,7 @@ chaos-subscriber: venv  ## SIGKILL the subscriber mid-stream, restart it, audit 
 	$(PY) -m chaos subscriber
 
 .PHONY: soak-subscriber
-soak-subscriber: venv  ## N SIGKILLs at random instants (make soak-subscriber N=20)
+soak-subscriber: venv  ## N SIGKILLs at random instants (N=20; SEED=S replays a run)
 	$(PY) -m chaos soak-subscriber $(N)
 
 .PHONY: chaos-worker

@@ -2,7 +2,8 @@
 
 Targets (the Make targets chaos-TARGET / soak-subscriber call these):
   subscriber          one SIGKILL mid-stream, a few seconds down, restart, verdict
-  soak-subscriber N   N SIGKILLs at random instants (N a whole number, 1 or more)
+  soak-subscriber N   N SIGKILLs at random instants (N a whole number, 1 or more;
+                      SEED=S replays a run)
   worker              SIGKILL the worker mid-activity; the order must still complete
   temporal            restart the Temporal server mid-stream; everyone must reconnect
 Each prints what it did and a verdict line, and exits 1 when an invariant broke.
@@ -10,11 +11,12 @@ Each prints what it did and a verdict line, and exits 1 when an invariant broke.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections.abc import Callable
 
-from chaos.compose import ComposeSubscriber
+from chaos.compose import ComposeSubscriber, require_running
 from chaos.subscriber import Report, audit_ledger, kill_and_resume, soak, verdict
 from chaos.temporal import chaos_temporal
 from chaos.worker import chaos_worker
@@ -42,7 +44,9 @@ def _subscriber(target: str, argv: list[str], say: Callable[[str], None]) -> boo
         report = Report(kills=[kill_and_resume(subscriber, down_s=5.0, say=say)])
         report.audit = audit_ledger(subscriber)
     else:
-        report = soak(subscriber, _count(argv), rng=random.Random(), say=say)
+        seed = int(os.environ.get("SEED") or random.randrange(1 << 32))
+        say(f"random seed {seed} (replay this run with SEED={seed})")
+        report = soak(subscriber, _count(argv), rng=random.Random(seed), say=say)
     print(verdict(report), flush=True)
     return report.ok
 
@@ -53,6 +57,7 @@ def main(argv: list[str]) -> int:
         return 2
     target = argv[0]
     say = _printer(target)
+    require_running("temporal", "worker", "subscriber")
     if target == "worker":
         ok = chaos_worker(say)
     elif target == "temporal":

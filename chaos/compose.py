@@ -28,6 +28,17 @@ def compose(
     return result
 
 
+def require_running(*services: str) -> None:
+    """Stop, naming the fix, if the stack (or part of it) is not up."""
+    running = set(compose("ps", "--status", "running", "--services").stdout.split())
+    missing = [s for s in services if s not in running]
+    if missing:
+        raise SystemExit(
+            f"chaos: not running: {', '.join(missing)}. Start the stack with `make up` "
+            "(and see `make ps`)."
+        )
+
+
 class ComposeService:
     """One compose service: kill it, start it, run a command in it."""
 
