@@ -105,11 +105,8 @@ def kill_and_resume(
     say: Callable[[str], None] = print,
 ) -> Kill:
     """Kill mid-stream, keep it down ``down_s``, restart, wait for its next event."""
-    seen = len(
-        _events(
-            wait_for(subscriber, lambda r: bool(_events(r)), what="a first event", timeout=timeout)
-        )
-    )
+    first = wait_for(subscriber, lambda r: bool(_events(r)), what="a first event", timeout=timeout)
+    seen = len(_events(first))
     if right_after_event:
         # Kill within a poll interval of a fresh fsync: the most delicate instant.
         wait_for(
@@ -191,6 +188,7 @@ def verdict(report: Report) -> str:
         f"missing offsets (run:offset): {', '.join(a.missing[:10])}" if a.missing else "",
         f"repeated offsets (run:offset): {', '.join(a.repeated[:10])}" if a.repeated else "",
         f"records outside their section: {'; '.join(a.stray[:5])}" if a.stray else "",
+        f"runs left before their end: {', '.join(a.abandoned)}" if a.abandoned else "",
         f"resumed at the wrong offset: {seams}" if seams else "",
     ]
     return "\n".join([line, *[d for d in details if d]])

@@ -107,6 +107,17 @@ def test_audit_passes_a_clean_ledger_and_catches_every_fault(tmp_path: Path) -> 
     assert len(faulty.stray) == 1
 
 
+def test_audit_catches_a_run_left_before_its_end(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "events.jsonl")
+    _fill(ledger, "r1", [0, 1])  # never reaches "complete"
+    _fill(ledger, "r2", [0, 1])
+    result = audit(ledger.records)
+    assert not result.ok and result.abandoned == ["r1 at offset 2"]
+    ledger.append("end", workflow_id="wf", run_id="r2", status="TERMINATED")
+    _fill(ledger, "r3", [0])
+    assert audit(ledger.records).abandoned == ["r1 at offset 2"]  # r2's end record counts
+
+
 def test_an_end_record_finishes_a_run() -> None:
     records = [
         {"kind": "section", "workflow_id": "wf", "run_id": "r1"},

@@ -175,30 +175,42 @@ class Audit:
     missing: list[str] = field(default_factory=list)
     repeated: list[str] = field(default_factory=list)
     stray: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # sections left before their end
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.repeated or self.stray)
+        return not (self.missing or self.repeated or self.stray or self.abandoned)
 
 
 def audit(records: Iterable[dict[str, Any]]) -> Audit:
-    """Check that each section holds offsets 0, 1, 2, ... exactly once, in order."""
+    """Check each section: offsets 0, 1, 2, ... exactly once, in order, to its end.
+
+    Every section but the last must be finished (terminal event or ``end``
+    record): moving on to a new run before that would silently drop the
+    rest of the old one.
+    """
     result = Audit()
     run_id: str | None = None
     expected = 0
+    finished = True
     for record in records:
         kind = record["kind"]
         if kind == "section":
+            if not finished:
+                result.abandoned.append(f"{run_id} at offset {expected}")
             result.sections += 1
-            run_id, expected = record["run_id"], 0
+            run_id, expected, finished = record["run_id"], 0, False
             continue
         if record["run_id"] != run_id:
             result.stray.append(f"{kind} for run {record['run_id']} outside its section")
             continue
         if kind == "resume":
             result.restarts += 1
+        if kind == "end":
+            finished = True
         if kind != "event":
             continue
+        finished = record["stage"] == FINAL_STAGE
         result.events += 1
         offset = record["offset"]
         if offset < expected:
