@@ -16,16 +16,28 @@ from typing import Any
 LEDGER = "/data/events.jsonl"
 
 
+def run_docker(
+    *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``docker ARGS``; with ``check``, a failure raises RuntimeError with its stderr."""
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
+    return result
+
+
 def compose(
     *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``docker compose ARGS``; on failure raise RuntimeError with its stderr."""
-    result = subprocess.run(
-        ["docker", "compose", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"docker compose {' '.join(args)}: {result.stderr.strip()}")
-    return result
+    """Run ``docker compose ARGS`` against this project."""
+    return run_docker("compose", *args, check=check, timeout=timeout)
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    """Output of ``docker ARGS``, for one-off containers, which compose does not list."""
+    return run_docker(*args, timeout=timeout).stdout
 
 
 def require_running(*services: str) -> None:
@@ -63,16 +75,6 @@ class ComposeSubscriber(ComposeService):
 
     def read_ledger(self) -> str:
         return self.exec("cat", LEDGER)
-
-
-def docker(*args: str, timeout: float = 120) -> str:
-    """Run ``docker ARGS`` (for one-off containers, which compose does not list)."""
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: {result.stderr.strip()}")
-    return result.stdout
 
 
 def started_at(service: str) -> list[str]:

@@ -51,22 +51,21 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_service,
     ]
-    renderer: Processor = (
-        structlog.processors.JSONRenderer()
+    # JSON needs a traceback as a string field; the console renderer prints its own.
+    render: list[Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(
-            colors=sys.stdout.isatty(), pad_event_to=22, sort_keys=False
-        )
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stdout.isatty(), pad_event_to=22, sort_keys=False
+            )
+        ]
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info if fmt == "json" else _keep,
-                renderer,
-            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
         )
     )
     root = logging.getLogger()
@@ -86,11 +85,6 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
     # we take it from the record's extras as fields instead.
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
-
-
-def _keep(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    """Leave exc_info for the console renderer, which prints tracebacks itself."""
-    return event
 
 
 def get(name: str | None = None, **context: Any) -> structlog.stdlib.BoundLogger:

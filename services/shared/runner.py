@@ -23,8 +23,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-import structlog
-
 from services.shared import logs
 from services.shared.settings import LOG_FORMATS, ConfigError, Settings
 
@@ -86,7 +84,6 @@ async def _supervise(job: Coroutine[Any, Any, None]) -> int:
 def _exit(code: int) -> NoReturn:
     """Flush everything we wrote, then skip interpreter teardown (see module doc)."""
     logging.shutdown()
-    structlog.reset_defaults()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
