@@ -10,25 +10,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from bench.devserver import dev_server
 from services.publisher import run_publisher
 from services.shared import logs
 from services.shared.backoff import Backoff
-from services.shared.connect import runtime
 from services.shared.models import NEWS_TOPIC, Headline, HubInput
 from services.shared.settings import Settings
 from services.shared.streams import following
 from services.worker import build_worker
 from services.workflows import HubWorkflow
+from testkit.devserver import dev_server
 
 SAMPLES = 100
 BURST = 20_000
@@ -44,7 +41,13 @@ async def latency(client: Client, task_queue: str) -> list[float]:
     async def reader() -> None:
         backoff = Backoff("bench reader", attempts=3)
         async with following(
-            client, hub.id, hub.result_run_id, NEWS_TOPIC, result_type=Headline, backoff=backoff
+            client,
+            hub.id,
+            hub.result_run_id,
+            NEWS_TOPIC,
+            result_type=Headline,
+            backoff=backoff,
+            poll_cooldown=timedelta(milliseconds=100),
         ) as items:
             async for _ in items:
                 received.put_nowait(time.perf_counter())
@@ -75,8 +78,8 @@ async def burst(client: Client, task_queue: str) -> float:
 
 async def main() -> None:
     logs.configure("bench", level="warning")  # the figures, not the services' chatter
-    with tempfile.TemporaryDirectory() as tmp, dev_server(Path(tmp) / "server.log") as address:
-        client = await Client.connect(address, runtime=runtime())
+    async with dev_server() as server:
+        client = server.client
         task_queue = f"bench-{uuid.uuid4().hex[:6]}"
         async with build_worker(client, task_queue):
             samples = await latency(client, task_queue)

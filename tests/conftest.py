@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
-from bench.devserver import dev_server
 from services.shared.settings import Settings
 from services.worker import build_worker
+from testkit.devserver import DevServer, dev_server
 
 
 @pytest.fixture(scope="session")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with dev_server(tmp_path_factory.mktemp("temporal") / "server.log") as address:
-        yield address
+async def server() -> AsyncIterator[DevServer]:
+    async with dev_server() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-async def client(temporal_address: str) -> Client:
-    return await Client.connect(temporal_address)
+def temporal_address(server: DevServer) -> str:
+    return server.address
+
+
+@pytest.fixture(scope="session")
+def client(server: DevServer) -> Client:
+    return server.client
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""What the tests, the benchmark and the chaos tools share: a dev server, waiting, JSON logs."""
