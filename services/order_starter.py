@@ -45,22 +45,28 @@ async def run_order(client: Client, settings: Settings) -> str:
     run_id = handle.result_run_id
     backoff = Backoff(f"{order_id} subscription", settings.reconnect_attempts)
     async with following(
-        client, order_id, run_id, topics, result_type=RawValue, backoff=backoff
+        client,
+        order_id,
+        run_id,
+        topics,
+        result_type=RawValue,
+        backoff=backoff,
+        poll_cooldown=settings.poll_cooldown,
     ) as items:
         async for item in items:
             # One iterator, two payload types: decode by topic.
             if item.topic == STATUS_TOPIC:
                 status = converter.from_payload(item.data.payload, OrderStatus)
-                log.info(status.state, topic=item.topic, offset=item.offset, order=order_id)
+                log.info("status", state=status.state, offset=item.offset, order=order_id)
                 if status.state == "complete":
                     break
             else:
                 note = converter.from_payload(item.data.payload, Progress)
                 # A retried activity is a new publisher: its progress arrives
                 # again. Say so rather than hide it.
-                retried = (note.attempt or 1) > 1
-                retry = {"attempt": note.attempt, "retried": True} if retried else {}
-                log.info(note.message, topic=item.topic, offset=item.offset, **retry)
+                retried = {"retried": True} if (note.attempt or 1) > 1 else {}
+                attempt = {"attempt": note.attempt} if note.attempt else {}
+                log.info("progress", message=note.message, offset=item.offset, **attempt, **retried)
     charge_id: str = await handle.result()
     log.info("workflow result", result=charge_id)
     return charge_id
@@ -71,4 +77,4 @@ async def main(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_service("order-starter", main)
+    run_service("order-starter", main, one_shot=True)

@@ -85,7 +85,13 @@ async def _read_headlines(
     received = 0
     backoff = Backoff(f"{hub_id} subscription", settings.reconnect_attempts)
     async with following(
-        client, hub_id, run_id, NEWS_TOPIC, result_type=Headline, backoff=backoff
+        client,
+        hub_id,
+        run_id,
+        NEWS_TOPIC,
+        result_type=Headline,
+        backoff=backoff,
+        poll_cooldown=settings.poll_cooldown,
     ) as items:
         async for item in items:
             headline = item.data
@@ -106,4 +112,4 @@ async def main(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_service("publisher", main)
+    run_service("publisher", main, one_shot=True)

@@ -10,10 +10,12 @@ another.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
 
-from services.shared import logs
+from services.shared import health, logs
 from services.shared.backoff import TRANSIENT_ERRORS, Backoff
 from services.shared.connect import connect
 from services.shared.ledger import Ledger, LedgerError, Position
@@ -40,16 +42,17 @@ async def main(settings: Settings) -> None:
         )
     client = await connect(settings)
     backoff = Backoff("pipeline subscription", settings.reconnect_attempts)
-    while settings.pipeline_runs == 0 or _finished_runs(ledger) < settings.pipeline_runs:
-        try:
-            run = await _attach(client, settings, ledger)
-            await _follow(client, run, ledger, backoff)
-            handle = client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
-            log.info("workflow result", result=await handle.result())
-        except WorkflowFailureError as err:
-            log.warning("pipeline run failed", error=str(err.cause or err))
-        except TRANSIENT_ERRORS as err:
-            await backoff.failed(err)
+    async with health.ready(settings.health_file):
+        while settings.pipeline_runs == 0 or _finished_runs(ledger) < settings.pipeline_runs:
+            try:
+                run = await _attach(client, settings, ledger)
+                await _follow(client, run, ledger, backoff, settings.poll_cooldown)
+                handle = client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
+                log.info("workflow result", result=await handle.result())
+            except WorkflowFailureError as err:
+                log.warning("pipeline run failed", error=str(err.cause or err))
+            except TRANSIENT_ERRORS as err:
+                await backoff.failed(err)
     log.info("done", runs=_finished_runs(ledger), ledger=str(ledger.path))
 
 
@@ -95,7 +98,9 @@ async def _attach(client: Client, settings: Settings, ledger: Ledger) -> Positio
     return current
 
 
-async def _follow(client: Client, run: Position, ledger: Ledger, backoff: Backoff) -> None:
+async def _follow(
+    client: Client, run: Position, ledger: Ledger, backoff: Backoff, poll_cooldown: timedelta
+) -> None:
     """Record every event of ``run`` from its position up to the terminal one."""
     next_offset = run.next_offset
     async with following(
@@ -105,6 +110,7 @@ async def _follow(client: Client, run: Position, ledger: Ledger, backoff: Backof
         STAGE_TOPIC,
         result_type=StageEvent,
         backoff=backoff,
+        poll_cooldown=poll_cooldown,
         from_offset=next_offset,
     ) as items:
         async for item in items:
@@ -152,4 +158,4 @@ def _resume_reason(position: Position) -> str:
 
 
 if __name__ == "__main__":
-    run_service("subscriber", main)
+    run_service("subscriber", main, one_shot=False)

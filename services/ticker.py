@@ -41,7 +41,13 @@ async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> 
     run_id = started.result_run_id
     backoff = Backoff(f"{settings.ticker_workflow_id} subscription", settings.reconnect_attempts)
     async with following(
-        client, started.id, run_id, TICK_TOPIC, result_type=Tick, backoff=backoff
+        client,
+        started.id,
+        run_id,
+        TICK_TOPIC,
+        result_type=Tick,
+        backoff=backoff,
+        poll_cooldown=settings.poll_cooldown,
     ) as items:
         async for item in items:
             if item.offset > expected:

@@ -13,4 +13,4 @@ async def main(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_service("ticker-slow", main)
+    run_service("ticker-slow", main, one_shot=True)

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.activities import charge_card
-from services.shared import logs
+from services.shared import health, logs
 from services.shared.connect import connect
 from services.shared.runner import run_service
 from services.shared.settings import Settings
@@ -36,7 +36,7 @@ def build_worker(client: Client, task_queue: str) -> Worker:
 
 async def main(settings: Settings) -> None:
     client = await connect(settings)
-    async with build_worker(client, settings.task_queue):
+    async with build_worker(client, settings.task_queue), health.ready(settings.health_file):
         log.info(
             "worker ready",
             task_queue=settings.task_queue,
@@ -48,4 +48,4 @@ async def main(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_service("worker", main)
+    run_service("worker", main, one_shot=False)

@@ -29,6 +29,7 @@ from services.ticker import follow_ticker
 from services.workflows import HubWorkflow, PipelineWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")
+COOLDOWN = Settings().poll_cooldown
 
 
 async def test_order_prints_the_seed_sequence(client: Client, settings: Settings) -> None:
@@ -36,7 +37,7 @@ async def test_order_prints_the_seed_sequence(client: Client, settings: Settings
     with capture_logs() as logs:
         charge_id = await run_order(client, settings)
     assert charge_id == "charge-order-1"
-    stream = [(e.get("topic"), e["event"]) for e in logs if "topic" in e]
+    stream = [(e["event"], e.get("state") or e.get("message")) for e in logs if "offset" in e]
     assert stream == [
         ("status", "received"),
         ("progress", "charging card..."),
@@ -60,7 +61,7 @@ async def test_pipeline_stages_arrive_in_order_and_resume_mid_run(
     run_id = handle.result_run_id
     first: list[tuple[int, str]] = []
     async with subscription(
-        client, handle.id, run_id, STAGE_TOPIC, result_type=StageEvent
+        client, handle.id, run_id, STAGE_TOPIC, result_type=StageEvent, poll_cooldown=COOLDOWN
     ) as items:
         async for item in items:
             first.append((item.offset, item.data.stage))
@@ -68,7 +69,13 @@ async def test_pipeline_stages_arrive_in_order_and_resume_mid_run(
                 break  # "disconnect" after two events
     rest: list[tuple[int, str]] = []
     async with subscription(
-        client, handle.id, run_id, STAGE_TOPIC, result_type=StageEvent, from_offset=2
+        client,
+        handle.id,
+        run_id,
+        STAGE_TOPIC,
+        result_type=StageEvent,
+        poll_cooldown=COOLDOWN,
+        from_offset=2,
     ) as items:
         async for item in items:
             rest.append((item.offset, item.data.stage))
@@ -153,7 +160,9 @@ async def test_hub_rolls_over_with_a_bounded_log_and_offsets_continue(
 
     async with WorkflowStreamClient.create(client, hub_id) as late:
         late.topic(NEWS_TOPIC, type=Headline).publish(Headline(events, "after", final=True))
-    async with subscription(client, hub_id, None, NEWS_TOPIC, result_type=Headline) as items:
+    async with subscription(
+        client, hub_id, None, NEWS_TOPIC, result_type=Headline, poll_cooldown=COOLDOWN
+    ) as items:
         carried = [item.offset async for item in _until_final(items)]
     print(f"rollover: carried offsets {carried[0]}..{events - 1} of {events} into the new run")
     # Offsets go on from the old run; only a bounded tail was carried.

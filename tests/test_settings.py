@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from services.shared.settings import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_need_no_environment() -> None:
@@ -49,3 +54,37 @@ def test_bad_values_are_refused_by_name(name: str, value: str, accepted: str) ->
     message = str(caught.value)
     assert message.startswith(f"{name}={value!r}")
     assert accepted in message
+
+
+class _Recording(dict[str, str]):
+    """An empty environment that remembers which variables were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return default
+
+
+def test_every_field_is_read_from_its_own_variable() -> None:
+    env = _Recording()
+    Settings.from_env(env)
+    assert env.asked == {*Settings.variables(), "TEMPORAL_ADDRESS"}
+
+
+# Set per service in docker-compose.yml rather than passed through from the shell.
+_SET_BY_COMPOSE = {"ON_REFUSAL", "HEALTH_FILE"}
+
+
+def test_every_setting_reaches_the_containers_and_the_readme() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    block = compose.split("environment: &python-env", 1)[1].split("env_file:", 1)[0]
+    passed_through = set(re.findall(r"^ {4}([A-Z][A-Z0-9_]*):", block, re.MULTILINE))
+    assert set(Settings.variables()) - _SET_BY_COMPOSE <= passed_through
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| variable | default |", 1)[1].split("\n\n", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]*)`", table))
+    assert set(Settings.variables()) <= documented

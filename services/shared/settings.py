@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import timedelta
 from pathlib import Path
 
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# What a long-running service does when it refuses bad input (exit code 2):
+# exit at once, or hold the refusal until it is stopped (see runner).
+ON_REFUSAL = ("exit", "wait")
 # host:port, host being a name, an IPv4 address or a bracketed IPv6 address.
 _ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
 
@@ -34,6 +38,9 @@ class Settings:
     connect_attempts: int = 8
     connect_max_backoff_seconds: float = 5.0
     reconnect_attempts: int = 30
+    poll_cooldown_seconds: float = 0.1
+    on_refusal: str = "exit"
+    health_file: Path = Path("/tmp/healthy")  # noqa: S108 (the container's own /tmp)
     order_id: str | None = None
     charge_seconds: float = 1.0
     pipeline_workflow_id: str = "pipeline"
@@ -50,6 +57,16 @@ class Settings:
     ticker_keep: int = 8
     ticker_slow_delay_seconds: float = 3.0
 
+    @property
+    def poll_cooldown(self) -> timedelta:
+        """How long a stream reader that has caught up waits before its next poll."""
+        return timedelta(seconds=self.poll_cooldown_seconds)
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """The environment variable behind each setting, in declaration order."""
+        return [f.name.upper() for f in fields(cls)]
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every variable; raise ConfigError on the first bad one."""
@@ -65,6 +82,9 @@ class Settings:
                 "CONNECT_MAX_BACKOFF_SECONDS", d.connect_max_backoff_seconds
             ),
             reconnect_attempts=e.integer("RECONNECT_ATTEMPTS", d.reconnect_attempts, minimum=1),
+            poll_cooldown_seconds=e.number("POLL_COOLDOWN_SECONDS", d.poll_cooldown_seconds),
+            on_refusal=e.choice("ON_REFUSAL", d.on_refusal, ON_REFUSAL),
+            health_file=Path(e.text("HEALTH_FILE", str(d.health_file))),
             order_id=e.optional_text("ORDER_ID"),
             charge_seconds=e.number("CHARGE_SECONDS", d.charge_seconds),
             pipeline_workflow_id=e.text("PIPELINE_WORKFLOW_ID", d.pipeline_workflow_id),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import cast
 
 from temporalio.client import Client
@@ -26,6 +27,7 @@ async def subscription[T](
     topics: str | list[str],
     *,
     result_type: type[T],
+    poll_cooldown: timedelta,
     from_offset: int = 0,
 ) -> AsyncIterator[AsyncIterator[WorkflowStreamItem[T]]]:
     """One subscription to ``topics`` of one run; it ends on the first error.
@@ -36,7 +38,7 @@ async def subscription[T](
     """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     items = WorkflowStreamClient(handle, client=client).subscribe(
-        topics, from_offset=from_offset, result_type=result_type
+        topics, from_offset=from_offset, result_type=result_type, poll_cooldown=poll_cooldown
     )
     try:
         yield items
@@ -54,6 +56,7 @@ async def following[T](
     *,
     result_type: type[T],
     backoff: Backoff,
+    poll_cooldown: timedelta,
     from_offset: int = 0,
 ) -> AsyncIterator[AsyncIterator[WorkflowStreamItem[T]]]:
     """Items from ``from_offset`` on, re-subscribing after the last one on a lost server.
@@ -67,7 +70,13 @@ async def following[T](
         while True:
             try:
                 async with subscription(
-                    client, workflow_id, run_id, topics, result_type=result_type, from_offset=offset
+                    client,
+                    workflow_id,
+                    run_id,
+                    topics,
+                    result_type=result_type,
+                    poll_cooldown=poll_cooldown,
+                    from_offset=offset,
                 ) as items:
                     async for item in items:
                         backoff.succeeded()
