@@ -10,12 +10,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from services.shared.ledger import Audit, audit, parse
-
-Records = list[dict[str, Any]]
+from services.shared.ledger import Audit, Event, Record, Resume, audit, parse
+from testkit.waiting import wait_until
 
 
 class Subscriber(Protocol):
@@ -33,12 +31,19 @@ class Subscriber(Protocol):
 
 @dataclass(frozen=True)
 class Kill:
-    """One kill and what the subscriber did next."""
+    """One kill and what the subscriber did next, as its own ledger tells it."""
 
     last_before: int | None  # last offset recorded before the kill
-    first_after: int  # first offset recorded after the restart
-    new_run: bool  # the first event after belongs to a run started after the kill
-    resumed_after_s: float  # from the kill to that first recorded event
+    resumed_at: int  # next_offset of the first resume record written after the kill
+    first_after: int  # first offset recorded after that resume record
+    new_run: bool  # the first event after belongs to another run than the last before
+    resumed_after_s: float  # from the kill until that first event was seen in the ledger
+
+    @property
+    def seamless(self) -> bool:
+        """It resumed exactly after its last event: nothing skipped, nothing again."""
+        expected = 0 if self.last_before is None else self.last_before + 1
+        return self.new_run or self.resumed_at == self.first_after == expected
 
 
 @dataclass
@@ -48,22 +53,14 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.audit.ok and all(k.new_run or k.first_after == _next(k) for k in self.kills)
+        return self.audit.ok and all(k.seamless for k in self.kills)
 
 
-def _next(kill: Kill) -> int:
-    return 0 if kill.last_before is None else kill.last_before + 1
+def _events(records: list[Record]) -> list[Event]:
+    return [r for r in records if isinstance(r, Event)]
 
 
-def _at(record: dict[str, Any]) -> float:
-    return datetime.fromisoformat(record["at"]).timestamp()
-
-
-def _events(records: Records) -> Records:
-    return [r for r in records if r["kind"] == "event"]
-
-
-def read(subscriber: Subscriber) -> Records | None:
+def read(subscriber: Subscriber) -> list[Record] | None:
     """Parsed ledger, or None while it cannot be read (container stopped, say)."""
     try:
         text = subscriber.read_ledger()
@@ -79,20 +76,49 @@ def audit_ledger(subscriber: Subscriber) -> Audit:
 
 def wait_for(
     subscriber: Subscriber,
-    done: Callable[[Records], bool],
+    done: Callable[[list[Record]], bool],
     *,
     what: str,
     timeout: float,
     poll: float = 0.2,
-) -> Records:
+) -> list[Record]:
     """Poll the ledger until ``done`` holds; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    found: list[list[Record]] = []
+
+    def check() -> bool:
         records = read(subscriber)
         if records is not None and done(records):
-            return records
-        time.sleep(poll)
-    raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
+            found.append(records)
+            return True
+        return False
+
+    wait_until(check, what=what, within=timeout, interval=poll)
+    return found[0]
+
+
+def _after(records: list[Record], mark: Record | None) -> list[Record]:
+    """The records written after ``mark`` (all of them when there is no mark).
+
+    Records are found by value, not index, so this holds even if the
+    subscriber compacted its ledger in between.
+    """
+    if mark is None:
+        return records
+    for index in range(len(records) - 1, -1, -1):
+        if records[index] == mark:
+            return records[index + 1 :]
+    return []
+
+
+def _resumed(records: list[Record], mark: Record | None) -> tuple[Resume, Event] | None:
+    """The first resume record after ``mark`` and the first event after that one."""
+    later = _after(records, mark)
+    seam = next((i for i, r in enumerate(later) if isinstance(r, Resume)), None)
+    if seam is None:
+        return None
+    event = next((r for r in later[seam:] if isinstance(r, Event)), None)
+    resume = later[seam]
+    return (resume, event) if event is not None and isinstance(resume, Resume) else None
 
 
 def kill_and_resume(
@@ -104,7 +130,12 @@ def kill_and_resume(
     timeout: float = 120.0,
     say: Callable[[str], None] = print,
 ) -> Kill:
-    """Kill mid-stream, keep it down ``down_s``, restart, wait for its next event."""
+    """Kill mid-stream, keep it down ``down_s``, restart, wait for its next event.
+
+    Before and after are told apart by the ledger alone: what it held once
+    the process was dead, then the resume record the restarted process wrote.
+    No clock of the subscriber's is compared with ours.
+    """
     first = wait_for(subscriber, lambda r: bool(_events(r)), what="a first event", timeout=timeout)
     seen = len(_events(first))
     if right_after_event:
@@ -119,29 +150,35 @@ def kill_and_resume(
     elif delay_s:
         time.sleep(delay_s)
     subscriber.kill()
-    killed_at = time.time()
+    killed = time.monotonic()
     say(f"killed the subscriber (SIGKILL); keeping it down {down_s:.1f} s")
-    time.sleep(down_s)
+    at_kill = wait_for(subscriber, lambda r: True, what="the ledger after the kill", timeout=30)
+    mark = at_kill[-1] if at_kill else None
+    before = _events(at_kill)
+    time.sleep(max(0.0, down_s - (time.monotonic() - killed)))
     subscriber.start()
-
-    def resumed(records: Records) -> bool:
-        return any(r["kind"] == "event" and _at(r) > killed_at for r in records)
-
     records = wait_for(
-        subscriber, resumed, what="the first event after the restart", timeout=timeout
+        subscriber,
+        lambda r: _resumed(r, mark) is not None,
+        what="the first event after the restart",
+        timeout=timeout,
     )
-    before = [r for r in _events(records) if _at(r) <= killed_at]
-    after = next(r for r in _events(records) if _at(r) > killed_at)
+    resumed_after_s = time.monotonic() - killed
+    seam = _resumed(records, mark)
+    if seam is None:  # wait_for returns only once it is there
+        raise RuntimeError("resume record vanished from the ledger")
+    resume, after = seam
     last_before = before[-1] if before else None
     kill = Kill(
-        last_before=last_before["offset"] if last_before else None,
-        first_after=after["offset"],
-        new_run=last_before is None or after["run_id"] != last_before["run_id"],
-        resumed_after_s=_at(after) - killed_at,
+        last_before=last_before.offset if last_before else None,
+        resumed_at=resume.next_offset,
+        first_after=after.offset,
+        new_run=last_before is None or after.run_id != last_before.run_id,
+        resumed_after_s=resumed_after_s,
     )
     say(
-        f"last offset before the kill {kill.last_before}, first after {kill.first_after}"
-        f"{' (a new pipeline run)' if kill.new_run else ''}; "
+        f"last offset before the kill {kill.last_before}, resumed at {kill.resumed_at}, "
+        f"first after {kill.first_after}{' (a new pipeline run)' if kill.new_run else ''}; "
         f"resumed {kill.resumed_after_s:.1f} s after the kill"
     )
     return kill
@@ -177,7 +214,7 @@ def verdict(report: Report) -> str:
     """One line a person can act on: PASS or FAIL, with the numbers behind it."""
     a = report.audit
     slowest = max((k.resumed_after_s for k in report.kills), default=0.0)
-    seams = [k for k in report.kills if not k.new_run and k.first_after != _next(k)]
+    seams = [k for k in report.kills if not k.seamless]
     head = "PASS" if report.ok else "FAIL"
     line = (
         f"verdict: {head}: kills={len(report.kills)} sections={a.sections} events={a.events} "

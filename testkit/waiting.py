@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 
 def wait_until[T](
@@ -22,18 +24,20 @@ def wait_until[T](
 
 
 async def eventually[T](
-    check: Callable[[], Awaitable[T | None]],
+    check: Callable[[], Awaitable[T | None] | T | None],
     *,
     what: str,
     within: float = 60,
     interval: float = 0.1,
 ) -> T:
-    """Async ``wait_until``: await ``check`` until it returns something truthy."""
+    """Async ``wait_until``: call (and await, if need be) ``check`` until it is truthy."""
     deadline = time.monotonic() + within
     while True:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
-            return result
+            return cast(T, result)
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {within:.0f} s waiting for {what}")
         await asyncio.sleep(interval)

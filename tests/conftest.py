@@ -1,10 +1,14 @@
-"""A real Temporal dev server per test session; a worker per test on its own queue."""
+"""A real Temporal dev server per test session; a worker per test on its own queue.
+
+Services run either in process (``settings`` + ``worker``) or as OS processes
+the way compose runs them (``env`` + ``worker_process``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from temporalio.client import Client
 from services.shared.settings import Settings
 from services.worker import build_worker
 from testkit.devserver import DevServer, dev_server
+from tests.processes import Service
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +53,7 @@ def settings(task_queue: str, tmp_path: Path) -> Settings:
         pipeline_step_seconds=0.1,
         pipeline_steps_per_stage=1,
         ledger_path=tmp_path / "events.jsonl",
+        health_file=tmp_path / "healthy",
         ticker_workflow_id=f"ticker-{tag}",
         ticker_ticks=12,
         ticker_interval_seconds=0.1,
@@ -60,3 +66,20 @@ def settings(task_queue: str, tmp_path: Path) -> Settings:
 async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
     async with build_worker(client, task_queue):
         yield
+
+
+@pytest.fixture
+def env(temporal_address: str, task_queue: str) -> dict[str, str]:
+    """Environment for a service process: this session's server, this test's queue."""
+    return {"TEMPORAL_ADDRESS": temporal_address, "TASK_QUEUE": task_queue}
+
+
+@pytest.fixture
+def worker_process(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
+    """``python -m services.worker`` on this test's queue; it must drain and exit 0."""
+    worker = Service("worker", env, tmp_path / "worker.log")
+    worker.start()
+    worker.wait_for_log("worker ready")
+    yield worker
+    assert worker.stop() == 0, "SIGTERM must drain the worker and exit 0"
+    assert worker.wait_for_log("stopped")["signal"] == "SIGTERM"

@@ -1,43 +1,65 @@
-"""The ledger: resume position, torn-line repair, refusal of corruption, the audit."""
+"""The ledger: resume position, repair and refusal, whole writes, one writer, compaction, audit."""
 
 from __future__ import annotations
 
-import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from services.shared.ledger import RESET_HINT, Ledger, LedgerError, audit, position
+from services.shared.ledger import (
+    RESET_HINT,
+    End,
+    Event,
+    Ledger,
+    LedgerBusy,
+    LedgerError,
+    Record,
+    Resume,
+    Section,
+    Totals,
+    audit,
+    parse,
+    summarize,
+)
+from services.shared.models import FINAL_STAGE
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def _fill(ledger: Ledger, run_id: str, offsets: list[int], *, final: bool = False) -> None:
-    ledger.append("section", workflow_id="wf", run_id=run_id)
-    for offset in offsets:
-        ledger.append("event", workflow_id="wf", run_id=run_id, offset=offset, stage="validating")
+def _run(ledger: Ledger, run_id: str, offsets: list[int], *, final: bool = False) -> None:
+    ledger.append(Section("wf", run_id))
+    ledger.append(Resume("wf", run_id, offsets[0] if offsets else 0))
+    ledger.append_events([Event("wf", run_id, o, "validating", 1, 1) for o in offsets])
     if final:
-        ledger.append(
-            "event", workflow_id="wf", run_id=run_id, offset=len(offsets), stage="complete"
-        )
+        ledger.append(Event("wf", run_id, len(offsets), FINAL_STAGE, 1, 1))
+
+
+def _records(path: Path) -> list[Record]:
+    return list(parse(path.read_bytes(), str(path)))
 
 
 def test_position_is_the_last_complete_line(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     ledger = Ledger.open(path)
     assert ledger.position is None
-    _fill(ledger, "r1", [0, 1, 2], final=True)
-    _fill(ledger, "r2", [0, 1])
+    _run(ledger, "r1", [0, 1, 2], final=True)
+    _run(ledger, "r2", [0, 1])
     ledger.close()
     reopened = Ledger.open(path)
     assert reopened.position is not None
     assert (reopened.position.run_id, reopened.position.next_offset) == ("r2", 2)
-    assert not reopened.position.finished
+    assert not reopened.position.finished and reopened.finished_runs == 1
+    reopened.close()
 
 
 def test_torn_last_line_is_cut_and_reported(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     ledger = Ledger.open(path)
-    _fill(ledger, "r1", [0, 1])
+    _run(ledger, "r1", [0, 1])
     ledger.close()
     with path.open("a") as f:
         f.write('{"kind":"event","workflow_id":"wf","run_id":"r1","off')  # killed mid-write
@@ -45,34 +67,198 @@ def test_torn_last_line_is_cut_and_reported(tmp_path: Path) -> None:
     assert reopened.repaired_bytes > 0
     assert reopened.position is not None and reopened.position.next_offset == 2
     assert path.read_text().endswith("\n")
+    reopened.close()
 
 
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ("not json at all", "invalid JSON"),
-        ("[1, 2]", "not a JSON object"),
-        ('{"kind": "gossip"}', "unknown kind"),
+        (b"not json at all", b"invalid JSON"),
+        (b"[1, 2]", b"not a JSON object"),
+        (b'{"kind": "gossip"}', b"unknown kind"),
         (
-            '{"kind": "event", "workflow_id": "wf", "run_id": "r1", "offset": "3", "stage": "x"}',
-            "'offset' missing or not a int",
+            b'{"kind":"event","workflow_id":"wf","run_id":"r1","offset":"3","stage":"x",'
+            b'"step":1,"steps":1}',
+            b"field 'offset' is not a int",
         ),
+        (b'{"kind":"section","workflow_id":"wf"}', b"field 'run_id' is missing"),
+        # Bytes that are not UTF-8 inside a complete record: damage, not text to replace.
+        (b'{"kind":"section","workflow_id":"w\xff","run_id":"r9"}', b"invalid UTF-8"),
     ],
 )
-def test_corruption_is_refused_with_the_fix(tmp_path: Path, line: str, problem: str) -> None:
+def test_damage_is_refused_with_the_fix_and_nothing_rewritten(
+    tmp_path: Path, line: bytes, problem: bytes
+) -> None:
     path = tmp_path / "events.jsonl"
     ledger = Ledger.open(path)
-    _fill(ledger, "r1", [0])
+    _run(ledger, "r1", [0])
     ledger.close()
-    with path.open("a") as f:
-        f.write(line + "\n")
+    with path.open("ab") as f:
+        f.write(line + b"\n")
     before = path.read_bytes()
     with pytest.raises(LedgerError) as caught:
         Ledger.open(path)
     message = str(caught.value)
-    assert str(path) in message and "line 3" in message and problem in message
+    assert str(path) in message and "line 4" in message and problem.decode() in message
     assert RESET_HINT in message
     assert path.read_bytes() == before  # refused, not "repaired": nothing is lost
+    Ledger.open(tmp_path / "other.jsonl").close()  # the refusal released its lock
+
+
+def test_a_short_write_is_cut_back_and_reported(tmp_path: Path) -> None:
+    """A full disk writes part of a line; the ledger must still end at a complete record.
+
+    RLIMIT_FSIZE makes the kernel accept only the bytes below the limit, as a
+    full disk would: a real short write, then EFBIG.
+    """
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", [0, 1])
+    ledger.close()
+    good = path.read_bytes()
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from pathlib import Path
+        from services.shared.ledger import Event, Ledger, LedgerError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG, not a kill
+        ledger = Ledger.open(Path({str(path)!r}))
+        limit = Path({str(path)!r}).stat().st_size + 10
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            ledger.append_events([Event("wf", "r1", o, "validating", 1, 1) for o in (2, 3)])
+        except LedgerError as err:
+            print(err)
+            sys.exit(3)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert "of" in done.stdout and "bytes written" in done.stdout and str(path) in done.stdout
+    assert path.read_bytes() == good  # the partial line was cut back
+    reopened = Ledger.open(path)
+    assert reopened.repaired_bytes == 0
+    assert reopened.position is not None and reopened.position.next_offset == 2
+    reopened.close()
+
+
+def test_a_second_writer_is_refused_naming_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    first = Ledger.open(path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from services.shared.ledger import Ledger, LedgerBusy
+        try:
+            Ledger.open(Path({str(path)!r}))
+        except LedgerBusy as err:
+            print(err)
+            sys.exit(3)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"pid {os.getpid()}" in done.stdout and "only one subscriber" in done.stdout
+    first.close()
+    Ledger.open(path).close()  # free again once the first one let go
+
+
+def test_a_second_writer_in_the_same_process_is_refused_too(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    first = Ledger.open(path)
+    with pytest.raises(LedgerBusy):
+        Ledger.open(path)
+    first.close()
+
+
+def test_compaction_keeps_the_file_flat_and_the_counts_whole(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path, keep_runs=3)
+    for run in range(50):
+        _run(ledger, f"r{run}", [0, 1, 2], final=True)
+    _run(ledger, "open", [0, 1])
+    ledger.close()
+
+    records = _records(path)
+    sections = [r for r in records if isinstance(r, Section)]
+    assert [s.run_id for s in sections] == ["r47", "r48", "r49", "open"]
+    (totals,) = [r for r in records if isinstance(r, Totals)]
+    assert (totals.runs, totals.events, totals.missing, totals.repeated) == (47, 47 * 4, 0, 0)
+    assert len(path.read_text().splitlines()) == 1 + 3 * 6 + 4  # totals, 3 runs, the open one
+
+    result = audit(parse(path.read_bytes(), str(path)))
+    assert result.ok and (result.sections, result.events) == (51, 50 * 4 + 2)
+    reopened = Ledger.open(path, keep_runs=3)
+    assert reopened.finished_runs == 50
+    assert reopened.position is not None and reopened.position.next_offset == 2
+    reopened.close()
+
+
+def test_compaction_carries_a_fault_into_the_totals(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path, keep_runs=1)
+    _run(ledger, "r0", [0, 2], final=True)  # offset 1 missing
+    _run(ledger, "r1", [0], final=True)
+    _run(ledger, "r2", [0], final=True)
+    ledger.close()
+    result = audit(parse(path.read_bytes(), str(path)))
+    assert not result.ok and result.missing[0].startswith("1 in runs compacted since")
+
+
+def test_audit_passes_a_clean_ledger_and_catches_every_fault(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", [0, 1, 2], final=True)
+    _run(ledger, "r2", [0, 1])
+    clean = audit(_records(path))
+    assert clean.ok and (clean.sections, clean.events, clean.restarts) == (2, 6, 2)
+
+    ledger.append(Event("wf", "r2", 1, "x", 1, 1))  # repeat
+    ledger.append(Event("wf", "r2", 4, "x", 1, 1))  # skips 2, 3
+    ledger.append(Event("wf", "r1", 9, "x", 1, 1))  # wrong run
+    ledger.close()
+    faulty = audit(_records(path))
+    assert faulty.repeated == ["r2:1"]
+    assert faulty.missing == ["r2:2", "r2:3"]
+    assert faulty.stray == ["event for run r1 outside its section"]
+    assert not faulty.ok
+
+
+def test_a_run_left_before_its_end_is_abandoned_unless_an_end_record_closes_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", [0, 1])  # never reaches "complete"
+    _run(ledger, "r2", [0, 1])
+    ledger.append(End("wf", "r2", "TERMINATED"))
+    _run(ledger, "r3", [0])
+    assert ledger.finished_runs == 1  # r2, by its end record; never r1
+    ledger.close()
+    assert audit(_records(path)).abandoned == ["r1 at offset 2"]
+
+
+def test_summary_reads_what_a_dashboard_shows(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    assert summarize(path) is None
+    ledger = Ledger.open(path, keep_runs=1)
+    for run in range(3):
+        _run(ledger, f"r{run}", [0], final=True)
+    _run(ledger, "r3", [0, 1, 2])
+    ledger.close()
+    with path.open("ab") as f:
+        f.write(b'{"kind":"event"')  # a torn tail is not read, and not refused
+    summary = summarize(path)
+    assert summary is not None
+    assert (summary.runs, summary.events) == (4, 3 * 2 + 3)
+    assert summary.last_event is not None and summary.last_event.offset == 2
+    assert summary.position is not None and summary.position.run_id == "r3"
+    assert [r.run_id for r in summary.resumes] == ["r2", "r3"]  # the kept ones
 
 
 @pytest.mark.skipif(os.getuid() == 0, reason="root can write anywhere")
@@ -88,41 +274,3 @@ def test_unwritable_directory_is_refused(tmp_path: Path) -> None:
 def test_missing_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="does not exist"):
         Ledger.open(tmp_path / "absent" / "events.jsonl")
-
-
-def test_audit_passes_a_clean_ledger_and_catches_every_fault(tmp_path: Path) -> None:
-    ledger = Ledger.open(tmp_path / "events.jsonl")
-    _fill(ledger, "r1", [0, 1, 2], final=True)
-    _fill(ledger, "r2", [0, 1])
-    clean = audit(ledger.records)
-    assert clean.ok and (clean.sections, clean.events) == (2, 6)
-
-    ledger.append("event", workflow_id="wf", run_id="r2", offset=1, stage="x")  # repeat
-    ledger.append("event", workflow_id="wf", run_id="r2", offset=4, stage="x")  # skips 2, 3
-    ledger.append("event", workflow_id="wf", run_id="r1", offset=9, stage="x")  # wrong run
-    faulty = audit(ledger.records)
-    assert not faulty.ok
-    assert faulty.repeated == ["r2:1"]
-    assert faulty.missing == ["r2:2", "r2:3"]
-    assert len(faulty.stray) == 1
-
-
-def test_audit_catches_a_run_left_before_its_end(tmp_path: Path) -> None:
-    ledger = Ledger.open(tmp_path / "events.jsonl")
-    _fill(ledger, "r1", [0, 1])  # never reaches "complete"
-    _fill(ledger, "r2", [0, 1])
-    result = audit(ledger.records)
-    assert not result.ok and result.abandoned == ["r1 at offset 2"]
-    ledger.append("end", workflow_id="wf", run_id="r2", status="TERMINATED")
-    _fill(ledger, "r3", [0])
-    assert audit(ledger.records).abandoned == ["r1 at offset 2"]  # r2's end record counts
-
-
-def test_an_end_record_finishes_a_run() -> None:
-    records = [
-        {"kind": "section", "workflow_id": "wf", "run_id": "r1"},
-        {"kind": "end", "workflow_id": "wf", "run_id": "r1", "status": "TERMINATED"},
-    ]
-    current = position(records)
-    assert current is not None and current.finished
-    assert json.dumps(records)  # records are plain JSON

@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import random
 import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from chaos.subscriber import kill_and_resume, read, soak, verdict
-from services.shared.ledger import audit
-from tests.processes import Service, SubscriberProcess
+from testkit.waiting import wait_until
+from tests.processes import Service
 
-
-@pytest.fixture
-def env(temporal_address: str, task_queue: str) -> dict[str, str]:
-    return {"TEMPORAL_ADDRESS": temporal_address, "TASK_QUEUE": task_queue}
-
-
-@pytest.fixture
-def worker_process(env: dict[str, str], tmp_path: Path) -> Iterator[Service]:
-    worker = Service("worker", env, tmp_path / "worker.log")
-    worker.start()
-    worker.wait_for_log("worker ready")
-    yield worker
-    assert worker.stop() == 0, "SIGTERM must drain the worker and exit 0"
-    assert worker.wait_for_log("stopped")["signal"] == "SIGTERM"
-
-
-def _pipeline_subscriber(env: dict[str, str], tmp_path: Path, *, runs: int) -> SubscriberProcess:
-    """A subscriber on a short pipeline (16 events a run) of its own."""
-    pipeline = {
-        "PIPELINE_WORKFLOW_ID": f"pipeline-{tmp_path.name}",
-        "PIPELINE_STEP_SECONDS": "0.1",
-        "PIPELINE_STEPS_PER_STAGE": "3",
-        "PIPELINE_RUNS": str(runs),
-    }
-    return SubscriberProcess(
-        {**env, **pipeline}, tmp_path / "subscriber.log", tmp_path / "events.jsonl"
-    )
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.usefixtures("worker_process")
@@ -64,21 +37,6 @@ def test_one_shot_services_exit_zero_with_json_logs(
     assert logs[-1]["event"] == last_event
     assert {line["service"] for line in logs} == {module.replace("_", "-")}
     assert all(line["timestamp"].endswith("Z") for line in logs)
-
-
-@pytest.mark.usefixtures("worker_process")
-def test_subscriber_survives_sigkill_mid_stream(env: dict[str, str], tmp_path: Path) -> None:
-    subscriber = _pipeline_subscriber(env, tmp_path, runs=1)
-    subscriber.start()
-    kill = kill_and_resume(subscriber, down_s=1.5, right_after_event=True, say=print)
-    assert not kill.new_run and kill.first_after == (kill.last_before or 0) + 1
-    assert subscriber.wait() == 0
-    records = read(subscriber) or []
-    result = audit(records)
-    assert result.ok and result.sections == 1 and result.restarts == 2
-    offsets = [r["offset"] for r in records if r["kind"] == "event"]
-    assert offsets == list(range(16))
-    assert subscriber.wait_for_log("resuming")["from_offset"] == kill.first_after
 
 
 def test_bad_configuration_exits_2_naming_the_variable(env: dict[str, str], tmp_path: Path) -> None:
@@ -111,33 +69,14 @@ def test_unreachable_temporal_exits_1_after_bounded_retries(tmp_path: Path) -> N
     assert "\n" not in logs[-1]["cause"]
 
 
-def test_corrupt_ledger_is_refused_with_the_reset_command(
-    env: dict[str, str], tmp_path: Path
-) -> None:
-    ledger = tmp_path / "events.jsonl"
-    ledger.write_text('{"kind":"section","workflow_id":"p","run_id":"r"}\nGARBAGE\n')
-    subscriber = SubscriberProcess(env, tmp_path / "s.log", ledger)
-    subscriber.start()
-    assert subscriber.wait() == 2
-    cause = subscriber.logs()[-1]["cause"]
-    assert str(ledger) in cause and "line 2" in cause and "make reset-subscriber" in cause
-    assert ledger.read_text().endswith("GARBAGE\n")  # nothing was rewritten
-
-
-@pytest.mark.usefixtures("worker_process")
-def test_subscriber_soak_loses_and_repeats_nothing(env: dict[str, str], tmp_path: Path) -> None:
-    subscriber = _pipeline_subscriber(env, tmp_path, runs=0)  # runs on until we stop it
-    subscriber.start()
-    report = soak(subscriber, 4, rng=random.Random(7), max_delay_s=2.0, max_down_s=1.5)
-    print(verdict(report))
-    assert subscriber.stop() == 0
-    assert report.ok, verdict(report)
-    assert len(report.kills) == 4 and report.audit.restarts >= 5
-
-
 @pytest.mark.usefixtures("worker_process")
 def test_one_shot_services_exit_zero_twenty_times_each(env: dict[str, str], tmp_path: Path) -> None:
-    """Pitfall 1: interpreter teardown can abort (exit 134) after the job is done."""
+    """The job done, interpreter teardown can still abort with SIGABRT (exit 134).
+
+    With the SDK's Rust threads alive at exit, CPython's finalizer sometimes
+    dies in PyGILState_Release (temporalio/sdk-python#300); the runner leaves
+    with os._exit after flushing, and this holds it to 0, every time.
+    """
     runs = 20
     quick = {
         "CHARGE_SECONDS": "0",
@@ -167,3 +106,50 @@ def test_api_key_never_reaches_the_logs(tmp_path: Path) -> None:
     _, service = _unreachable(tmp_path, CONNECT_ATTEMPTS="2", TEMPORAL_API_KEY=secret)
     text = service.log_path.read_text()
     assert "giving up" in text and secret not in text
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_a_one_shot_stopped_before_its_job_is_done_does_not_exit_zero(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    order = Service("order_starter", {**env, "CHARGE_SECONDS": "30"}, tmp_path / "o.log")
+    order.start()
+    order.wait_for_log("progress")  # charging: the job is under way
+    assert order.stop() == 143  # 128 + SIGTERM
+    last = order.logs()[-1]
+    assert (last["event"], last["signal"]) == ("interrupted before finishing", "SIGTERM")
+
+
+def test_a_namespace_that_does_not_exist_fails_at_once_naming_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """An answer retrying cannot change (a namespace, credentials) is not retried."""
+    settings = {**env, "TEMPORAL_NAMESPACE": "no-such-namespace", "CONNECT_ATTEMPTS": "5"}
+    service = Service("order_starter", settings, tmp_path / "o.log")
+    service.start()
+    assert service.wait() == 1
+    logs = service.logs()
+    assert not [line for line in logs if "retrying" in line["event"]]
+    assert logs[-1]["event"] == "giving up"
+    assert "Namespace no-such-namespace is not found" in logs[-1]["cause"]
+
+
+def test_the_worker_is_healthy_only_while_it_is_ready(env: dict[str, str], tmp_path: Path) -> None:
+    health = tmp_path / "healthy"
+
+    def probe() -> int:
+        return subprocess.run(
+            [sys.executable, "-m", "services.shared.health"],
+            cwd=ROOT,
+            env={"HEALTH_FILE": str(health)},
+            capture_output=True,
+            check=False,
+        ).returncode
+
+    worker = Service("worker", {**env, "HEALTH_FILE": str(health)}, tmp_path / "w.log")
+    assert probe() == 1
+    worker.start()
+    worker.wait_for_log("worker ready")
+    wait_until(lambda: probe() == 0, what="the healthcheck to pass", within=30)
+    assert worker.stop() == 0
+    assert probe() == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import (
@@ -17,12 +18,13 @@ from temporalio.runtime import (
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
 
 from services.shared import logs
+from services.shared.backoff import TEMPORAL_ERRORS, is_transient, one_line
 from services.shared.runner import Fatal
 from services.shared.settings import Settings
 
@@ -45,8 +47,10 @@ def runtime() -> Runtime:
 async def connect(settings: Settings) -> Client:
     """Connect with the SDK's env config (TEMPORAL_ADDRESS, _NAMESPACE, _API_KEY, TLS).
 
-    Retries with exponential backoff, ``CONNECT_ATTEMPTS`` times, each retry
-    logged; then raises :class:`Fatal` with a one-line cause (exit code 1).
+    A server that is not reachable yet is retried with exponential backoff,
+    ``CONNECT_ATTEMPTS`` times, each retry logged. An answer that retrying
+    cannot change (wrong credentials, no such namespace) fails at once. Both
+    raise :class:`Fatal` with a one-line cause (exit code 1).
     """
     config = ClientConfig.load_client_connect_config()
     address = config.get("target_host") or "localhost:7233"
@@ -59,13 +63,13 @@ async def connect(settings: Settings) -> Client:
             attempt=state.attempt_number,
             of=settings.connect_attempts,
             retry_in_s=round(state.upcoming_sleep, 1),
-            error=_one_line(error),
+            error=one_line(error) if error else "",
         )
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.connect_attempts),
         wait=wait_exponential(multiplier=0.5, max=settings.connect_max_backoff_seconds),
-        retry=retry_if_exception_type(RuntimeError),
+        retry=retry_if_exception(is_transient),
         before_sleep=log_retry,
         reraise=True,
     )
@@ -73,14 +77,16 @@ async def connect(settings: Settings) -> Client:
         async for attempt in retrying:
             with attempt:
                 client = await Client.connect(**config, runtime=runtime())
-    except RuntimeError as err:
-        raise Fatal(
-            f"cannot reach Temporal at {address} after {settings.connect_attempts} "
-            f"attempts: {_one_line(err)}"
-        ) from err
+                # Connecting checks nothing about us; asking for our namespace
+                # checks the credentials and the namespace now, not mid-job.
+                request = DescribeNamespaceRequest(namespace=client.namespace)
+                await client.workflow_service.describe_namespace(request)
+    except TEMPORAL_ERRORS as err:
+        if is_transient(err):
+            raise Fatal(
+                f"cannot reach Temporal at {address} after {settings.connect_attempts} "
+                f"attempts: {one_line(err)}"
+            ) from err
+        raise Fatal(f"Temporal at {address} refused this client: {one_line(err)}") from err
     log.info("connected", address=address, namespace=client.namespace)
     return client
-
-
-def _one_line(error: BaseException | None) -> str:
-    return " ".join(str(error).split()) if error else ""

@@ -48,6 +48,7 @@ class Settings:
     pipeline_steps_per_stage: int = 12
     pipeline_runs: int = 0
     ledger_path: Path = Path("/data/events.jsonl")
+    ledger_keep_runs: int = 20
     hub_workflow_id: str | None = None
     publisher_events: int = 8
     publisher_batch_size: int = 500
@@ -102,6 +103,7 @@ class Settings:
             ticker_workflow_id=e.text("TICKER_WORKFLOW_ID", d.ticker_workflow_id),
             ticker_ticks=e.integer("TICKER_TICKS", d.ticker_ticks, minimum=1),
             ticker_interval_seconds=e.number("TICKER_INTERVAL_SECONDS", d.ticker_interval_seconds),
+            ledger_keep_runs=e.integer("LEDGER_KEEP_RUNS", d.ledger_keep_runs, minimum=1),
             ticker_keep=e.integer("TICKER_KEEP", d.ticker_keep, minimum=1),
             ticker_slow_delay_seconds=e.number(
                 "TICKER_SLOW_DELAY_SECONDS", d.ticker_slow_delay_seconds

@@ -8,15 +8,16 @@ the way out so no poll is left running.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import cast
 
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 
-from services.shared.backoff import TRANSIENT_ERRORS, Backoff
+from services.shared.backoff import TEMPORAL_ERRORS, Backoff
 
 
 @asynccontextmanager
@@ -83,7 +84,7 @@ async def following[T](
                         offset = item.offset + 1
                         yield item
                 return
-            except TRANSIENT_ERRORS as err:
+            except TEMPORAL_ERRORS as err:
                 await backoff.failed(err)
 
     items = resuming()
@@ -91,3 +92,59 @@ async def following[T](
         yield items
     finally:
         await items.aclose()
+
+
+@asynccontextmanager
+async def batched[T](
+    items: AsyncIterator[T], *, limit: int
+) -> AsyncIterator[AsyncIterator[list[T]]]:
+    """``items`` grouped by what has already arrived: each list is what one poll delivered.
+
+    A reader task moves items into a bounded queue; each batch is what the
+    queue holds when the consumer asks (at most ``limit``), so a caught-up
+    reader gets batches of one and a reader catching up gets whole pages.
+    The reader's error, if any, is raised after the items before it. On the
+    way out the reader is cancelled and awaited before ``items`` is closed.
+    """
+    queue: asyncio.Queue[T | _End] = asyncio.Queue(maxsize=limit)
+
+    async def read() -> None:
+        try:
+            async for item in items:
+                await queue.put(item)
+        except Exception as err:  # handed to the consumer, in order
+            await queue.put(_End(err))
+        else:
+            await queue.put(_End(None))
+
+    async def drain() -> AsyncIterator[list[T]]:
+        while True:
+            batch: list[T] = []
+            end: _End | None = None
+            while end is None and len(batch) < limit and (not batch or not queue.empty()):
+                got = await queue.get()
+                if isinstance(got, _End):
+                    end = got
+                else:
+                    batch.append(got)
+            if batch:
+                yield batch
+            if end is not None:
+                if end.error is not None:
+                    raise end.error
+                return
+
+    reader = asyncio.create_task(read())
+    try:
+        yield drain()
+    finally:
+        reader.cancel()
+        with suppress(asyncio.CancelledError):
+            await reader
+
+
+class _End:
+    """Marks the end of a reader's items, with the error that ended them, if any."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error

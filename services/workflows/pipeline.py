@@ -31,7 +31,8 @@ class PipelineWorkflow:
         for stage in WORK_STAGES:
             for step in range(1, steps + 1):
                 self.stages.publish(StageEvent(stage, step, steps))
-                await workflow.sleep(timedelta(seconds=pipeline.step_seconds))
+                if pipeline.step_seconds:  # 0: publish at once, a backlog for readers
+                    await workflow.sleep(timedelta(seconds=pipeline.step_seconds))
         # The terminal event is in-band, so subscribers stop on it instead of
         # racing the run's close; then in-flight polls get to collect it.
         self.stages.publish(StageEvent(FINAL_STAGE, 1, 1))

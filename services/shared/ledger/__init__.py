@@ -1,0 +1,41 @@
+"""The subscriber's ledger: its processed events and its resume position, in one file.
+
+* ``records``: the typed records and the one rule for "this run is finished";
+* ``reading``: strict parsing, and a read-only summary for other processes;
+* ``audit``: every offset exactly once, in order, to each run's end;
+* ``store``: the locked, crash-safe, self-compacting file the subscriber writes.
+"""
+
+from services.shared.ledger.audit import Audit, audit
+from services.shared.ledger.reading import RESET_HINT, LedgerError, Summary, parse, summarize
+from services.shared.ledger.records import (
+    End,
+    Event,
+    Position,
+    Record,
+    Resume,
+    Section,
+    Totals,
+    finishes_run,
+)
+from services.shared.ledger.store import Ledger, LedgerBusy
+
+__all__ = [
+    "RESET_HINT",
+    "Audit",
+    "End",
+    "Event",
+    "Ledger",
+    "LedgerBusy",
+    "LedgerError",
+    "Position",
+    "Record",
+    "Resume",
+    "Section",
+    "Summary",
+    "Totals",
+    "audit",
+    "finishes_run",
+    "parse",
+    "summarize",
+]

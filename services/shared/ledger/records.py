@@ -1,0 +1,153 @@
+"""The ledger's records: one typed record per kind, and the one rule for "finished".
+
+On disk each record is one JSON object on one line, ``kind`` first and ``at``
+(ISO 8601 UTC) last. Decoding is strict: a line that is not valid UTF-8, not
+a JSON object, of an unknown kind, or missing a field of the right type is
+damage, and the caller refuses the file rather than guess a position.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar, get_type_hints
+
+from services.shared.models import FINAL_STAGE
+
+
+def now() -> str:
+    """Timestamp for records: ISO 8601, UTC, milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Section:
+    """The subscriber attached to a new pipeline run; offsets below belong to it only."""
+
+    KIND: ClassVar[str] = "section"
+    workflow_id: str
+    run_id: str
+    at: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The subscriber (re)attached to the open section at ``next_offset``: a seam."""
+
+    KIND: ClassVar[str] = "resume"
+    workflow_id: str
+    run_id: str
+    next_offset: int
+    why: str = ""
+    at: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One stream item, processed."""
+
+    KIND: ClassVar[str] = "event"
+    workflow_id: str
+    run_id: str
+    offset: int
+    stage: str
+    step: int
+    steps: int
+    at: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class End:
+    """The run closed without its terminal event (terminated, or gone), and why."""
+
+    KIND: ClassVar[str] = "end"
+    workflow_id: str
+    run_id: str
+    status: str
+    why: str = ""
+    at: str = field(default_factory=now)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What compaction folded away: earlier runs, counted and audited."""
+
+    KIND: ClassVar[str] = "totals"
+    runs: int
+    events: int
+    restarts: int
+    missing: int
+    repeated: int
+    abandoned: int
+    since: str
+    at: str = field(default_factory=now)
+
+
+Record = Section | Resume | Event | End | Totals
+KINDS: dict[str, type[Record]] = {c.KIND: c for c in (Section, Resume, Event, End, Totals)}
+
+
+def finishes_run(record: Record) -> bool:
+    """The one rule: a run is finished by its terminal event or by an ``end`` record."""
+    return isinstance(record, End) or (isinstance(record, Event) and record.stage == FINAL_STAGE)
+
+
+def encode(record: Record) -> bytes:
+    """One line, newline included."""
+    body = {"kind": record.KIND, **asdict(record)}
+    return (json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def decode(line: str) -> Record:
+    """The record on ``line``; ValueError says what is wrong with it."""
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"invalid JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    cls = KINDS.get(raw.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown kind {raw.get('kind')!r}; expected one of {', '.join(KINDS)}")
+    return cls(**_fields(cls, raw))
+
+
+def _fields(cls: type[Record], raw: dict[str, Any]) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ValueError(f"field {f.name!r} is missing")
+            continue
+        value, kind = raw[f.name], hints[f.name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"field {f.name!r} is not a {kind.__name__}")
+        values[f.name] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a reader of the ledger stands: the last section and its next offset."""
+
+    workflow_id: str
+    run_id: str
+    next_offset: int
+    finished: bool
+
+
+def advance(position: Position | None, record: Record) -> Position | None:
+    """The position after ``record``; records outside the open section change nothing."""
+    if isinstance(record, Section):
+        return Position(record.workflow_id, record.run_id, 0, finished=False)
+    if position is None or isinstance(record, Totals) or record.run_id != position.run_id:
+        return position  # the audit reports records outside their section
+    next_offset = record.offset + 1 if isinstance(record, Event) else position.next_offset
+    return Position(
+        position.workflow_id,
+        position.run_id,
+        next_offset,
+        position.finished or finishes_run(record),
+    )

@@ -1,0 +1,252 @@
+"""The subscriber as its own OS process: kills, refusals, gone and ended runs, lost servers.
+
+Every assertion reads what an outside observer can: the ledger file (through
+the same strict parser the chaos tools use), the process's exit code and its
+JSON log lines.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from chaos.subscriber import kill_and_resume, read, soak, verdict
+from services.shared.ledger import End, Event, Ledger, Resume, Section, audit
+from testkit.devserver import dev_server, free_port
+from testkit.waiting import eventually, wait_until
+from tests.processes import Service, SubscriberProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pipeline_subscriber(
+    env: dict[str, str], tmp_path: Path, *, runs: int, **extra: str
+) -> SubscriberProcess:
+    """A subscriber on a short pipeline of its own: 5 stages x 3 steps + complete = 16 events."""
+    pipeline = {
+        "PIPELINE_WORKFLOW_ID": f"pipeline-{tmp_path.name}",
+        "PIPELINE_STEP_SECONDS": "0.1",
+        "PIPELINE_STEPS_PER_STAGE": "3",
+        "PIPELINE_RUNS": str(runs),
+        **extra,
+    }
+    return SubscriberProcess(
+        {**env, **pipeline}, tmp_path / "subscriber.log", tmp_path / "events.jsonl"
+    )
+
+
+def _events(subscriber: SubscriberProcess) -> list[Event]:
+    return [r for r in read(subscriber) or [] if isinstance(r, Event)]
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_subscriber_survives_sigkill_mid_stream(env: dict[str, str], tmp_path: Path) -> None:
+    subscriber = pipeline_subscriber(env, tmp_path, runs=1)
+    subscriber.start()
+    kill = kill_and_resume(subscriber, down_s=1.5, right_after_event=True, say=print)
+    assert subscriber.wait() == 0
+    assert not kill.new_run and kill.resumed_at == kill.first_after == (kill.last_before or 0) + 1
+    result = audit(read(subscriber) or [])
+    assert result.ok and result.sections == 1
+    assert [e.offset for e in _events(subscriber)] == list(range(16))
+    assert subscriber.wait_for_log("resuming")["from_offset"] == kill.first_after
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_subscriber_soak_loses_and_repeats_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    subscriber = pipeline_subscriber(env, tmp_path, runs=0)  # runs on until we stop it
+    subscriber.start()
+    report = soak(subscriber, 4, rng=random.Random(7), max_delay_s=2.0, max_down_s=1.5)
+    print(verdict(report))
+    assert subscriber.stop() == 0
+    assert report.ok, verdict(report)
+    assert len(report.kills) == 4 and report.audit.restarts >= 5
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_batched_fsync_keeps_exactly_once_under_sigkill_while_catching_up(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A backlog arrives in pages and is recorded a page per fsync; a kill mid-page loses none."""
+    steps = 1000  # 5,001 events, published at once: a backlog from the first poll
+    subscriber = pipeline_subscriber(
+        env, tmp_path, runs=1, PIPELINE_STEP_SECONDS="0", PIPELINE_STEPS_PER_STAGE=str(steps)
+    )
+    subscriber.start()
+    wait_until(lambda: _events(subscriber), what="a first batch", within=60, interval=0.01)
+    subscriber.kill()
+    at_kill = _events(subscriber)
+    subscriber.start()
+    assert subscriber.wait() == 0, subscriber.logs()[-3:]
+    offsets = [e.offset for e in _events(subscriber)]
+    assert offsets == list(range(5 * steps + 1)), "every offset once, in order"
+    assert len(at_kill) < len(offsets), "the kill came before the end"
+    caught_up = [line for line in subscriber.logs() if line["event"] == "caught up"]
+    assert caught_up and max(line["events"] for line in caught_up) > 1  # batches, not one by one
+
+
+def test_corrupt_ledger_is_refused_with_the_reset_command(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    ledger = tmp_path / "events.jsonl"
+    ledger.write_text('{"kind":"section","workflow_id":"p","run_id":"r"}\nGARBAGE\n')
+    subscriber = SubscriberProcess(env, tmp_path / "s.log", ledger)
+    subscriber.start()
+    assert subscriber.wait() == 2
+    cause = subscriber.logs()[-1]["cause"]
+    assert str(ledger) in cause and "line 2" in cause and "make reset-subscriber" in cause
+    assert ledger.read_text().endswith("GARBAGE\n")  # nothing was rewritten
+
+
+def test_a_held_refusal_is_logged_once_stays_unhealthy_and_exits_2_when_stopped(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Under a restart policy, exiting on bad input would only restart into it again."""
+    ledger = tmp_path / "events.jsonl"
+    ledger.write_text("GARBAGE\n")
+    health = tmp_path / "healthy"
+    held = {"ON_REFUSAL": "wait", "HEALTH_FILE": str(health)}
+    subscriber = SubscriberProcess({**env, **held}, tmp_path / "s.log", ledger)
+    subscriber.start()
+    subscriber.wait_for_log("holding the refusal until stopped")
+    assert subscriber.process is not None and subscriber.process.poll() is None  # still up
+    probe = subprocess.run(
+        [sys.executable, "-m", "services.shared.health"],
+        cwd=ROOT,
+        env={"HEALTH_FILE": str(health)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 1 and "not ready" in probe.stderr
+    assert subscriber.stop() == 2
+    refusals = [line for line in subscriber.logs() if line["event"] == "giving up"]
+    assert len(refusals) == 1 and refusals[0]["exit_code"] == 2
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_a_second_subscriber_on_the_same_ledger_is_refused_naming_the_first(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    first = pipeline_subscriber(env, tmp_path, runs=0)
+    first.start()
+    wait_until(lambda: _events(first), what="the first subscriber's events", within=60)
+    second = SubscriberProcess(env, tmp_path / "second.log", first.ledger)
+    second.start()
+    assert second.wait() == 2
+    cause = second.logs()[-1]["cause"]
+    assert first.process is not None and f"pid {first.process.pid}" in cause
+    assert "only one subscriber" in cause
+    assert first.stop() == 0
+    assert audit(read(first) or []).ok  # the refused one wrote nothing
+
+
+@pytest.mark.usefixtures("worker_process")
+def test_a_pinned_run_that_is_gone_is_ended_and_the_next_run_followed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The ledger names a run this server never had (a wiped volume, another cluster)."""
+    subscriber = pipeline_subscriber(env, tmp_path, runs=2)  # the gone one counts as ended
+    workflow_id = f"pipeline-{tmp_path.name}"
+    gone = str(uuid.uuid4())
+    ledger = Ledger.open(subscriber.ledger)
+    ledger.append(Section(workflow_id, gone))
+    ledger.append_events([Event(workflow_id, gone, o, "validating", o + 1, 3) for o in range(2)])
+    ledger.close()
+    subscriber.start()
+    assert subscriber.wait() == 0, subscriber.logs()[-3:]
+    records = read(subscriber) or []
+    (end,) = [r for r in records if isinstance(r, End)]
+    assert (end.run_id, end.status) == (gone, "NOT_FOUND") and "not found" in end.why
+    sections = [r.run_id for r in records if isinstance(r, Section)]
+    assert sections[0] == gone and len(sections) == 2
+    assert [e.offset for e in _events(subscriber) if e.run_id == sections[1]] == list(range(16))
+    assert audit(records).ok
+    assert subscriber.wait_for_log("pinned run is gone; moving on")["run_id"] == gone
+
+
+@pytest.mark.usefixtures("worker_process")
+async def test_a_terminated_run_gets_an_end_record_and_counts_as_finished(
+    client: Client, env: dict[str, str], tmp_path: Path
+) -> None:
+    subscriber = pipeline_subscriber(env, tmp_path, runs=2, PIPELINE_STEP_SECONDS="1")
+    subscriber.start()
+    await eventually(lambda: _events(subscriber), what="a first event", within=60)
+    first_run = _events(subscriber)[0].run_id
+    await client.get_workflow_handle(f"pipeline-{tmp_path.name}", run_id=first_run).terminate()
+    await eventually(
+        lambda: len({e.run_id for e in _events(subscriber)}) == 2,
+        what="events of the next run",
+        within=60,
+    )
+    assert subscriber.stop() == 0
+    records = read(subscriber) or []
+    (end,) = [r for r in records if isinstance(r, End)]
+    assert (end.run_id, end.status) == (first_run, "TERMINATED")
+    assert audit(records).ok  # the end record closes the first section: not abandoned
+
+
+async def test_subscriber_rides_out_a_server_restart_on_the_same_port_and_database(
+    tmp_path: Path,
+) -> None:
+    """The same server comes back (same port, same SQLite file): no restart of ours needed."""
+    port, database = free_port(), tmp_path / "temporal.db"
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "TASK_QUEUE": "restart"}
+    worker = Service("worker", env, tmp_path / "worker.log")
+    subscriber = pipeline_subscriber(env, tmp_path, runs=1, PIPELINE_STEP_SECONDS="0.5")
+    try:
+        async with dev_server(port=port, database=database):
+            worker.start()
+            subscriber.start()
+            await eventually(lambda: len(_events(subscriber)) >= 2, what="events", within=60)
+        await eventually(
+            lambda: any(line["event"] == "connection lost, retrying" for line in subscriber.logs()),
+            what="the subscriber to notice the lost server",
+            within=60,
+        )
+        async with dev_server(port=port, database=database):
+            await eventually(_exited(subscriber), what="the run to finish", within=120)
+    finally:
+        worker.kill()
+    assert subscriber.wait() == 0, subscriber.logs()[-3:]
+    records = read(subscriber) or []
+    assert audit(records).ok
+    assert [e.offset for e in _events(subscriber)] == list(range(16))
+    # In place: one attachment, one process; the reconnect happened inside it.
+    assert len([r for r in records if isinstance(r, Resume)]) == 1
+    assert any(line["event"] == "reconnected" for line in subscriber.logs())
+
+
+async def test_subscriber_gives_up_after_its_reconnect_budget(tmp_path: Path) -> None:
+    """A server that stays away: bounded, logged retries, then exit 1 with the cause."""
+    env = {"TASK_QUEUE": "budget", "RECONNECT_ATTEMPTS": "2"}
+    worker: Service | None = None
+    subscriber: SubscriberProcess | None = None
+    async with dev_server() as server:
+        env["TEMPORAL_ADDRESS"] = server.address
+        worker = Service("worker", env, tmp_path / "worker.log")
+        worker.start()
+        subscriber = pipeline_subscriber(env, tmp_path, runs=0, PIPELINE_STEP_SECONDS="0.5")
+        subscriber.start()
+        await eventually(lambda: _events(subscriber), what="a first event", within=60)
+    try:
+        await eventually(_exited(subscriber), what="the subscriber to give up", within=180)
+    finally:
+        worker.kill()
+    assert subscriber.wait() == 1
+    logs = subscriber.logs()
+    retries = [line["attempt"] for line in logs if line["event"] == "connection lost, retrying"]
+    assert retries == [1, 2]
+    assert logs[-1]["event"] == "giving up"
+    assert logs[-1]["cause"].startswith("pipeline subscription: still failing after 2 retries")
+
+
+def _exited(service: Service) -> Callable[[], bool]:
+    return lambda: service.process is not None and service.process.poll() is not None
