@@ -184,12 +184,13 @@ def test_compaction_keeps_the_file_flat_and_the_counts_whole(tmp_path: Path) -> 
     _run(ledger, "open", [0, 1])
     ledger.close()
 
+    # Folded at 6 finished runs down to 3, again and again: 48 folded, 2 more since.
     records = _records(path)
     sections = [r for r in records if isinstance(r, Section)]
-    assert [s.run_id for s in sections] == ["r47", "r48", "r49", "open"]
+    assert [s.run_id for s in sections] == ["r45", "r46", "r47", "r48", "r49", "open"]
     (totals,) = [r for r in records if isinstance(r, Totals)]
-    assert (totals.runs, totals.events, totals.missing, totals.repeated) == (47, 47 * 4, 0, 0)
-    assert len(path.read_text().splitlines()) == 1 + 3 * 6 + 4  # totals, 3 runs, the open one
+    assert (totals.runs, totals.events, totals.missing, totals.repeated) == (45, 45 * 4, 0, 0)
+    assert len(path.read_text().splitlines()) == 1 + 5 * 6 + 4  # totals, 5 runs, the open one
 
     result = audit(parse(path.read_bytes(), str(path)))
     assert result.ok and (result.sections, result.events) == (51, 50 * 4 + 2)
@@ -203,8 +204,7 @@ def test_compaction_carries_a_fault_into_the_totals(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     ledger = Ledger.open(path, keep_runs=1)
     _run(ledger, "r0", [0, 2], final=True)  # offset 1 missing
-    _run(ledger, "r1", [0], final=True)
-    _run(ledger, "r2", [0], final=True)
+    _run(ledger, "r1", [0], final=True)  # two finished: r0 is folded
     ledger.close()
     result = audit(parse(path.read_bytes(), str(path)))
     assert not result.ok and result.missing[0].startswith("1 in runs compacted since")
@@ -248,7 +248,7 @@ def test_summary_reads_what_a_dashboard_shows(tmp_path: Path) -> None:
     assert summarize(path) is None
     ledger = Ledger.open(path, keep_runs=1)
     for run in range(3):
-        _run(ledger, f"r{run}", [0], final=True)
+        _run(ledger, f"r{run}", [0], final=True)  # r0 folded at r1's end; r2 stays
     _run(ledger, "r3", [0, 1, 2])
     ledger.close()
     with path.open("ab") as f:

@@ -8,10 +8,11 @@ whatever instant the process dies.
 
 Only one process may write a ledger: ``open`` takes an exclusive lock on a
 sidecar ``.lock`` file (which names its holder) and refuses if another
-process has it. The file stays small for months: once more than
-``keep_runs`` finished runs are kept in full, the oldest are folded into one
-``totals`` record (audited as they are folded), in a copy that replaces the
-file atomically.
+process has it. The file stays small for months: once it holds twice
+``keep_runs`` finished runs in full, the oldest are folded into one
+``totals`` record (audited as they are folded) so that ``keep_runs`` remain,
+in a copy that replaces the file atomically. Folding in bulk keeps the cost
+of rewriting to one copy every ``keep_runs`` runs.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Ledger:
         _write_whole(self._fd, b"".join(encode(r) for r in records), self.path)
         for record in records:
             self._account(record)
-        if self._kept_finished > self.keep_runs:
+        if self._kept_finished >= 2 * self.keep_runs:
             self._compact()
 
     def _compact(self) -> None:
