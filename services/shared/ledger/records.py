@@ -114,18 +114,29 @@ def decode(line: str) -> Record:
 
 
 def _fields(cls: type[Record], raw: dict[str, Any]) -> dict[str, Any]:
-    hints = get_type_hints(cls)
     values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise ValueError(f"field {f.name!r} is missing")
+    for name, kind, required in _SPECS[cls]:
+        if name not in raw:
+            if required:
+                raise ValueError(f"field {name!r} is missing")
             continue
-        value, kind = raw[f.name], hints[f.name]
+        value = raw[name]
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise ValueError(f"field {f.name!r} is not a {kind.__name__}")
-        values[f.name] = value
+            raise ValueError(f"field {name!r} is not a {kind.__name__}")
+        values[name] = value
     return values
+
+
+def _spec(cls: type[Record]) -> list[tuple[str, type, bool]]:
+    """Each field's name, type and whether it must be present."""
+    hints = get_type_hints(cls)
+    return [
+        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+        for f in fields(cls)
+    ]
+
+
+_SPECS = {cls: _spec(cls) for cls in KINDS.values()}  # once, not per line read
 
 
 @dataclass(frozen=True)
