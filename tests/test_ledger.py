@@ -105,6 +105,27 @@ def test_damage_is_refused_with_the_fix_and_nothing_rewritten(
     Ledger.open(tmp_path / "other.jsonl").close()  # the refusal released its lock
 
 
+def _in_another_process(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with the ledger imported; it must fail with a LedgerError, printed."""
+    script = "\n".join(
+        [
+            "import sys",
+            "from pathlib import Path",
+            "from services.shared.ledger import Event, Ledger, LedgerError",
+            "try:",
+            textwrap.indent(textwrap.dedent(code).strip(), "    "),
+            "except LedgerError as err:",
+            "    print(type(err).__name__, err)",
+            "    sys.exit(3)",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    return done
+
+
 def test_a_short_write_is_cut_back_and_reported(tmp_path: Path) -> None:
     """A full disk writes part of a line; the ledger must still end at a complete record.
 
@@ -116,27 +137,19 @@ def test_a_short_write_is_cut_back_and_reported(tmp_path: Path) -> None:
     _run(ledger, "r1", [0, 1])
     ledger.close()
     good = path.read_bytes()
-    script = textwrap.dedent(
+    done = _in_another_process(
         f"""
-        import resource, signal, sys
-        from pathlib import Path
-        from services.shared.ledger import Event, Ledger, LedgerError
+        import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG, not a kill
         ledger = Ledger.open(Path({str(path)!r}))
         limit = Path({str(path)!r}).stat().st_size + 10
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-        try:
-            ledger.append_events([Event("wf", "r1", o, "validating", 1, 1) for o in (2, 3)])
-        except LedgerError as err:
-            print(err)
-            sys.exit(3)
+        ledger.append_events([Event("wf", "r1", o, "validating", 1, 1) for o in (2, 3)])
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    assert (
+        "LedgerError" in done.stdout and "bytes written" in done.stdout and str(path) in done.stdout
     )
-    assert done.returncode == 3, done.stderr
-    assert "of" in done.stdout and "bytes written" in done.stdout and str(path) in done.stdout
     assert path.read_bytes() == good  # the partial line was cut back
     reopened = Ledger.open(path)
     assert reopened.repaired_bytes == 0
@@ -147,23 +160,12 @@ def test_a_short_write_is_cut_back_and_reported(tmp_path: Path) -> None:
 def test_a_second_writer_is_refused_naming_the_first(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     first = Ledger.open(path)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from pathlib import Path
-        from services.shared.ledger import Ledger, LedgerBusy
-        try:
-            Ledger.open(Path({str(path)!r}))
-        except LedgerBusy as err:
-            print(err)
-            sys.exit(3)
-        """
+    done = _in_another_process(f"Ledger.open(Path({str(path)!r}))")
+    assert (
+        "LedgerBusy" in done.stdout
+        and f"pid {os.getpid()}" in done.stdout
+        and "only one subscriber" in done.stdout
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 3, done.stderr
-    assert f"pid {os.getpid()}" in done.stdout and "only one subscriber" in done.stdout
     first.close()
     Ledger.open(path).close()  # free again once the first one let go
 
