@@ -16,7 +16,8 @@ help:  ## Show this help
 	@echo "Usage: make TARGET   (start with: make up)"
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# --- local environment (tests and chaos tools; the stack itself needs only Docker)
+# --- local environment, for development only (test, lint, bench, e2e); the stack
+# and the chaos targets need only Docker, Compose and make
 
 # The venv is rebuilt when a lock changes. Python 3.12+ is required: 3.11 can
 # hang leaving `async with WorkflowStreamClient` (CPython issue 86296).
@@ -114,30 +115,50 @@ ticker:  ## Run scenario 4 again: both ticker subscribers, side by side
 	  code=$$(docker inspect --format '{{.State.ExitCode}}' $$($(COMPOSE) ps --all --quiet $$s)); \
 	  [ "$$code" = 0 ] || { echo "error: $$s exited $$code"; exit 1; }; done
 
-# --- faults
+# --- faults: the chaos tools run in the `chaos` service, a container of the
+# stack's image started only here (never by `make up`), so they need nothing
+# on this machine but Docker, Compose and make. It exits 0 PASS, 1 FAIL,
+# 2 refused (bad input, or the stack is not up).
+chaos = $(COMPOSE) run --rm chaos
+
+# Refuse before `docker compose run` creates (or even builds) anything.
+.PHONY: stack-running
+stack-running:
+	@up=$$($(COMPOSE) ps --status running --services); for s in temporal worker subscriber; do \
+	  grep -qx "$$s" <<< "$$up" || { echo "chaos: $$s is not running. Start the stack with" \
+	    "\`make up\` (and see \`make ps\`)." >&2; exit 2; }; done
 
 .PHONY: chaos-subscriber
-chaos-subscriber: venv  ## SIGKILL the subscriber mid-stream, restart it, audit its ledger
-	$(PY) -m chaos subscriber
+chaos-subscriber: stack-running  ## SIGKILL the subscriber mid-stream, restart it, audit its ledger
+	@$(chaos) subscriber
 
 .PHONY: soak-subscriber
-soak-subscriber: venv  ## N SIGKILLs at random instants (N=20; SEED=S replays a run)
-	$(PY) -m chaos soak-subscriber $(N)
+soak-subscriber: stack-running  ## N SIGKILLs at random instants (N=20; SEED=S replays a run)
+	@$(chaos) soak-subscriber "$(N)"
 
 .PHONY: chaos-worker
-chaos-worker: venv  ## SIGKILL the worker while an order is charging; the order must complete
-	$(PY) -m chaos worker
+chaos-worker: stack-running  ## SIGKILL the worker while an order is charging; the order must complete
+	@$(chaos) worker
 
 .PHONY: chaos-temporal
-chaos-temporal: venv  ## Restart Temporal mid-stream; every service must reconnect by itself
-	$(PY) -m chaos temporal
+chaos-temporal: stack-running  ## Restart Temporal mid-stream; every service must reconnect by itself
+	@$(chaos) temporal
 
 .PHONY: reset-subscriber
-reset-subscriber:  ## Discard the subscriber's ledger; it starts over on the next run
+reset-subscriber:  ## Discard the subscriber's ledger and its lock; it starts over on the next run
 	$(COMPOSE) stop subscriber
-	$(COMPOSE) run --rm --no-deps --entrypoint rm subscriber -f /data/events.jsonl
+	$(COMPOSE) run --rm --no-deps --entrypoint rm subscriber -f \
+	  /data/events.jsonl /data/events.jsonl.lock /data/events.jsonl.compacting
 	$(COMPOSE) up --detach subscriber
 
 .PHONY: e2e
-e2e: venv  ## The whole stack on Docker, in its own compose project, asserted
+e2e: venv browser  ## The whole stack on Docker, in its own compose project, asserted
 	$(PY) -m pytest -m e2e tests/e2e
+# The browser tests drive Debian's Chromium; nothing downloads a browser.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "error: the browser tests need Debian's chromium; run: sudo apt-get install chromium"; \
+	  exit 1; fi; }
+

@@ -1,7 +1,7 @@
 """Kill the subscriber, bring it back, and check what it recorded.
 
 Works against anything that can kill, start and read the subscriber's
-ledger: the compose service (``chaos.compose``) or an OS process (tests).
+ledger: the compose service (``chaos.engine``) or an OS process (tests).
 """
 
 from __future__ import annotations

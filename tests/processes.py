@@ -1,15 +1,20 @@
-"""Services as separate OS processes, as compose would run them."""
+"""Services as separate OS processes, as compose would run them.
+
+``SubscriberProcess`` is what the Docker-free tests hand to the chaos routines
+(``chaos.subscriber``): kill, start and read the ledger of an OS process.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from testkit.jsonlogs import events, parse_lines
+from testkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,22 +63,26 @@ class Service:
         """Every JSON log line so far; a non-JSON line fails the test, naming it."""
         if not self.log_path.exists():
             return []
-        lines = self.log_path.read_text().splitlines()
-        try:
-            return [json.loads(line) for line in lines if line.strip()]
-        except json.JSONDecodeError as err:
-            raise AssertionError(f"{self.module} wrote a non-JSON log line: {err.doc!r}") from err
+        return parse_lines(self.log_path.read_text(), source=f"{self.module}'s log")
 
     def wait_for_log(self, event: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.logs():
-                if line.get("event") == event:
-                    return line
-            if self._running().poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"{self.module} never logged {event!r}; logs: {self.logs()[-5:]}")
+        """The first line logging ``event``; fails at once if the process exits without it."""
+
+        def logged() -> dict[str, Any] | None:
+            exited = self._running().poll() is not None  # before reading: no line is lost
+            found = events(self.logs(), event)
+            if found:
+                return found[0]
+            if exited:
+                raise AssertionError(
+                    f"{self.module} exited without logging {event!r}; logs: {self.logs()[-5:]}"
+                )
+            return None
+
+        try:
+            return wait_until(logged, what=f"{self.module} to log {event!r}", within=timeout)
+        except TimeoutError as err:
+            raise AssertionError(f"{err}; logs: {self.logs()[-5:]}") from err
 
 
 class SubscriberProcess(Service):

@@ -8,11 +8,14 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
-from chaos.compose import compose
+from testkit.devserver import free_port
+from tests.e2e.cli import compose
 
 ONE_SHOTS = ("order-starter", "publisher", "ticker-fast", "ticker-slow")
 
@@ -23,7 +26,8 @@ class Stack:
     def states(self) -> dict[str, dict[str, Any]]:
         out = compose("ps", "--all", "--format", "json").stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return {row["Service"]: row for row in rows}
+        # `compose run` one-offs carry the service's name too; they are not the service.
+        return {row["Service"]: row for row in rows if "oneoff=True" not in row["Labels"]}
 
     def logs(self, service: str) -> list[dict[str, Any]]:
         """Every line the service logged, as JSON (LOG_FORMAT=json is set for e2e)."""
@@ -46,6 +50,9 @@ def stack() -> Iterator[Stack]:
         COMPOSE_PROJECT_NAME=f"wfs-e2e-{uuid.uuid4().hex[:6]}",
         TEMPORAL_PORT="",  # empty: Docker picks a free loopback port
         TEMPORAL_UI_PORT="",
+        # A free port, but a fixed one: the browser test restarts `web` and must find it
+        # again (an empty value would give the new container another port).
+        WEB_PORT=str(free_port()),
         LOG_FORMAT="json",
     )
     try:
@@ -73,3 +80,39 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     )
     print(result.stdout, result.stderr)
     return result
+
+
+# -- The dashboard in a real browser (tests/e2e/test_web*.py) -----------------
+# Debian's Chromium (`make browser` installs it), driven by Playwright; never a
+# downloaded browser. The flags keep it off the network this machine closes.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Screenshots and the page's console, kept for whoever reads a failed run.
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "web"
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(stack: Stack) -> str:
+    """The live dashboard of the e2e stack, once its service is healthy."""
+    stack.wait_until(
+        "web to be healthy", lambda: stack.states().get("web", {}).get("Health") == "healthy"
+    )
+    return "http://" + compose("port", "web", "8000").stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from chaos.compose import compose
 from services.shared.ledger import Event, parse
 from services.shared.models import FINAL_STAGE, WORK_STAGES
+from tests.e2e.cli import compose
 from tests.e2e.conftest import ONE_SHOTS, Stack
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chaos.compose import compose, docker
+from tests.e2e.cli import compose, docker
 from tests.e2e.conftest import Stack, make
 
 pytestmark = pytest.mark.e2e

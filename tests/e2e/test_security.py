@@ -1,4 +1,4 @@
-"""The chaos targets against the live stack, and bad input at the container edge."""
+"""Security defaults at the container edge: an unwritable volume, and credentials kept out."""
 
 from __future__ import annotations
 
@@ -7,37 +7,10 @@ import uuid
 
 import pytest
 
-from chaos.compose import compose, docker
-from tests.e2e.conftest import Stack, make
+from tests.e2e.cli import compose, docker
+from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _passed(target: str, *args: str) -> str:
-    result = make(target, *args)
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert "verdict: PASS" in result.stdout
-    return result.stdout
-
-
-@pytest.mark.usefixtures("stack")
-def test_make_chaos_subscriber() -> None:
-    assert "missing=0 repeated=0" in _passed("chaos-subscriber")
-
-
-@pytest.mark.usefixtures("stack")
-def test_make_soak_subscriber_ten_kills() -> None:
-    assert "kills=10" in _passed("soak-subscriber", "N=10")
-
-
-@pytest.mark.usefixtures("stack")
-def test_make_chaos_worker() -> None:
-    assert "status exactly once=True retry marked=True" in _passed("chaos-worker")
-
-
-@pytest.mark.usefixtures("stack")
-def test_make_chaos_temporal() -> None:
-    assert "missing=0 repeated=0" in _passed("chaos-temporal")
 
 
 def test_unwritable_data_volume_is_refused(stack: Stack) -> None:
@@ -49,6 +22,9 @@ def test_unwritable_data_volume_is_refused(stack: Stack) -> None:
         "12345",
         "--env",
         "LOG_FORMAT=json",
+        # Compose makes the subscriber hold a refusal (ON_REFUSAL=wait); this run must end.
+        "--env",
+        "ON_REFUSAL=exit",
         "subscriber",
         check=False,
     )
@@ -78,4 +54,4 @@ def test_api_key_stays_out_of_logs_and_image(stack: Stack) -> None:
     assert not [v for v in config["Env"] if "API_KEY" in v or "TLS" in v]
     assert config["User"] == "app"
     listing = compose("run", "--rm", "--no-deps", "--entrypoint", "ls", "worker", "-A", "/app")
-    assert listing.stdout.split() == ["services"]
+    assert listing.stdout.split() == ["chaos", "services", "testkit"]
