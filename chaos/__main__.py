@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
-from docker.errors import DockerException  # type: ignore[import-untyped]
+from docker.errors import DockerException
 
 from chaos.engine import Refusal, Stack, StackSubscriber, run_as_app
 from chaos.subscriber import Report, audit_ledger, kill_and_resume, soak, verdict
@@ -41,7 +41,14 @@ from services.shared.settings import ConfigError, Settings
 TARGETS = ("subscriber", "soak-subscriber", "worker", "temporal")
 STACK = ("temporal", "worker", "subscriber")
 # What a fault run can meet and report as a FAIL; anything else is a bug (traceback).
-FAILURES = (TimeoutError, Fatal, LedgerError, DockerException, OSError, *TEMPORAL_ERRORS)
+FAILURES: tuple[type[BaseException], ...] = (
+    TimeoutError,
+    Fatal,
+    LedgerError,
+    DockerException,
+    OSError,
+    *TEMPORAL_ERRORS,
+)
 
 
 def _printer(target: str) -> Callable[[str], None]:

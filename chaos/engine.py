@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import docker  # type: ignore[import-untyped]  # the SDK ships no type hints
-from docker.errors import DockerException, NotFound  # type: ignore[import-untyped]
+import docker
+from docker.errors import DockerException, NotFound
 
 from testkit.waiting import wait_until
 
