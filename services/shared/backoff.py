@@ -60,6 +60,10 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, WorkflowUpdateRPCTimeoutOrCancelledError):
         return True
     if isinstance(error, RPCError):
+        if _has_detail(error, "WorkflowNotReadyFailure"):
+            # An update met a workflow task the server refused or that failed
+            # (a run closing under load, say); the server retries the task.
+            return True
         return error.status in _TRANSIENT_STATUSES and not error.message.startswith(_TOO_LARGE)
     return isinstance(error, RuntimeError) and str(error).startswith("Failed client connect")
 
@@ -68,8 +72,12 @@ def is_run_gone(error: BaseException) -> bool:
     """True when a call on a run failed because the run (not the namespace) is not there."""
     if not isinstance(error, RPCError) or error.status != RPCStatusCode.NOT_FOUND:
         return False
-    details = error.grpc_status.details
-    return not any(d.type_url.endswith(".NamespaceNotFoundFailure") for d in details)
+    return not _has_detail(error, "NamespaceNotFoundFailure")
+
+
+def _has_detail(error: RPCError, failure: str) -> bool:
+    """Whether the server typed its answer as ``failure`` (temporal.api.errordetails.v1)."""
+    return any(d.type_url.endswith(f".{failure}") for d in error.grpc_status.details)
 
 
 def raise_if_lasting(error: BaseException, what: str) -> None:

@@ -60,20 +60,22 @@ class StageEvent:
     steps: int
 
 
-# -- Scenario 3: passive hub fed by an external publisher --------------------
+# -- Scenario 3: passive hub fed by outside publishers -----------------------
 NEWS_TOPIC = "news"
 
 
 @dataclass
 class HubInput:
+    # Carried across continue-as-new; None on a fresh start.
     stream_state: WorkflowStreamState | None = None
 
 
 @dataclass
 class Headline:
-    seq: int
+    seq: int  # per source: 0, 1, 2, ... so a reader can tell a gap or a repeat
     text: str
-    final: bool = False  # in-band end of stream: subscribers stop here
+    final: bool = False  # in-band end of this source's stream: readers stop here
+    source: str = ""  # which publisher; several may feed one hub
 
 
 # -- Scenario 4: truncating ticker -------------------------------------------

@@ -38,7 +38,7 @@ class Settings:
     connect_attempts: int = 8
     connect_max_backoff_seconds: float = 5.0
     reconnect_attempts: int = 30
-    poll_cooldown_seconds: float = 0.1
+    poll_cooldown_seconds: float = 0.02
     on_refusal: str = "exit"
     health_file: Path = Path("/tmp/healthy")  # noqa: S108 (the container's own /tmp)
     order_id: str | None = None

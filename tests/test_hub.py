@@ -1,0 +1,378 @@
+"""Scenario 3: the hub and its publishers, judged by what separate readers receive.
+
+Every assertion here is about what an outside observer sees: the items a
+reader of its own got, and what the hub's history holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamClient
+from temporalio.service import RPCError
+
+from services.publisher import publish_headlines, run_publisher
+from services.shared.backoff import Backoff
+from services.shared.models import NEWS_TOPIC, Headline, HubInput
+from services.shared.runner import Fatal
+from services.shared.settings import Settings
+from services.shared.streams import following
+from services.worker import build_worker
+from services.workflows import HubWorkflow
+from services.workflows.hub import CARRY_BUDGET_BYTES
+from testkit.devserver import DevServer, dev_server
+from testkit.waiting import eventually
+
+# The server suggests continue-as-new from 4 MB of history by default; at 1 MB
+# a hub rolls over after a few thousand events, within seconds.
+SMALL_RUNS = {
+    "limit.historySize.suggestContinueAsNew": 1_000_000,
+    "limit.historyCount.suggestContinueAsNew": 100_000,
+}
+# The stream's publish signal (a name on the wire, in WorkflowStream's docstring).
+PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"
+# What the SDK and server warn about: one payload over 512 KiB.
+PAYLOAD_WARNING = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One item, as a reader of the test's own received it."""
+
+    offset: int
+    source: str
+    seq: int
+    final: bool
+
+
+@dataclass
+class Run:
+    """One run of a hub, from its history."""
+
+    run_id: str
+    events: list[HistoryEvent]
+
+    def of_type(self, kind: EventType.ValueType) -> list[HistoryEvent]:
+        return [e for e in self.events if e.event_type == kind]
+
+    @property
+    def carried_bytes(self) -> int:
+        (started,) = self.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+        return started.workflow_execution_started_event_attributes.input.payloads[0].ByteSize()
+
+    @property
+    def task_failures(self) -> list[str]:
+        failed = [
+            WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
+            for e in self.of_type(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+        ]
+        timed_out = self.of_type(EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+        return failed + ["TIMED_OUT"] * len(timed_out)
+
+    @property
+    def largest_signal(self) -> int:
+        signals = self.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        return max(
+            (e.workflow_execution_signaled_event_attributes.input.ByteSize() for e in signals),
+            default=0,
+        )
+
+
+async def runs_of(client: Client, hub_id: str, first_run_id: str) -> list[Run]:
+    """Every run of the hub, following the continue-as-new chain from the first."""
+    runs: list[Run] = []
+    run_id: str | None = first_run_id
+    while run_id:
+        handle = client.get_workflow_handle(hub_id, run_id=run_id)
+        run = Run(run_id, [e async for e in handle.fetch_history_events()])
+        runs.append(run)
+        handed = run.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)
+        run_id = (
+            handed[0].workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if handed
+            else None
+        )
+    return runs
+
+
+def task_failures(runs: list[Run]) -> list[str]:
+    """Every workflow task failure or timeout in the hub's history, by cause.
+
+    A deadlock (TMPRL1101), a payload or nondeterminism error would be one,
+    and so would UNHANDLED_COMMAND: the server refusing to close a run while a
+    publish is waiting for it. Publishers that call ``applied`` are held
+    during the handover so that it never happens.
+    """
+    return [cause for run in runs for cause in run.task_failures]
+
+
+async def read_until_final(
+    client: Client,
+    hub_id: str,
+    *,
+    sources: int,
+    run_id: str | None = None,
+    from_offset: int = 0,
+    cooldown: float = Settings().poll_cooldown_seconds,
+) -> list[Seen]:
+    """Every item from ``from_offset`` until ``sources`` final headlines; waits for the hub."""
+    if run_id is None:
+        run_id = await eventually(lambda: _current_run(client, hub_id), what=f"{hub_id} to start")
+    seen: list[Seen] = []
+    finals = 0
+    backoff = Backoff(f"test reader of {hub_id}", attempts=10)
+    async with following(
+        client,
+        hub_id,
+        run_id,
+        NEWS_TOPIC,
+        result_type=Headline,
+        backoff=backoff,
+        poll_cooldown=dataclasses.replace(Settings(), poll_cooldown_seconds=cooldown).poll_cooldown,
+        from_offset=from_offset,
+    ) as items:
+        async for item in items:
+            h = item.data
+            seen.append(Seen(item.offset, h.source, h.seq, h.final))
+            finals += h.final
+            if finals == sources:
+                return seen
+    raise AssertionError(
+        f"stream of {hub_id} ended after {len(seen)} items, before {sources} finals"
+    )
+
+
+async def _current_run(client: Client, hub_id: str) -> str | None:
+    try:
+        return (await client.get_workflow_handle(hub_id).describe()).run_id
+    except RPCError:
+        return None  # not started yet
+
+
+def per_source(seen: list[Seen]) -> dict[str, list[int]]:
+    """The sequence numbers each source's headlines arrived with, in arrival order."""
+    out: dict[str, list[int]] = {}
+    for s in seen:
+        out.setdefault(s.source, []).append(s.seq)
+    return out
+
+
+# -- on the session's server (default limits) ----------------------------------
+
+
+@pytest.mark.usefixtures("worker")
+async def test_publisher_delivers_every_headline_once(client: Client, settings: Settings) -> None:
+    hub_id = f"hub-{settings.task_queue}"
+    settings = dataclasses.replace(
+        settings, hub_workflow_id=hub_id, publisher_events=25, publisher_batch_size=10
+    )
+    reader = asyncio.create_task(read_until_final(client, hub_id, sources=1))
+    await run_publisher(client, settings)
+    seen = await reader
+    assert [(s.offset, s.seq, s.final) for s in seen] == [
+        *((i, i, False) for i in range(25)),
+        (25, 25, True),
+    ]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_failing_reader_stops_the_publisher_at_once(
+    client: Client, settings: Settings
+) -> None:
+    """The publisher's own reader and its publishing share one task group.
+
+    A headline out of place makes the reader fail; the publishing must stop
+    then, not after all of PUBLISHER_EVENTS went out.
+    """
+    hub_id = f"hub-{settings.task_queue}"
+    events = 1_000_000
+    settings = dataclasses.replace(settings, hub_workflow_id=hub_id, publisher_events=events)
+    publisher = asyncio.create_task(run_publisher(client, settings))
+    offset = WorkflowStreamClient.create(client, hub_id)
+    reached: int = await eventually(lambda: _offset_after(offset, 1000), what="1,000 headlines")
+    async with WorkflowStreamClient.create(client, hub_id) as intruder:
+        intruder.topic(NEWS_TOPIC, type=Headline).publish(Headline(7, "out of place"))
+    with pytest.raises(Fatal, match="headline 7 from '' arrived"):
+        await publisher
+    published = await offset.get_offset()
+    await client.get_workflow_handle(hub_id).terminate("test over")
+    print(f"failing reader: {published} of {events} headlines went out")
+    assert reached <= published < events // 10, f"{published} went out after the reader failed"
+
+
+async def _offset_after(stream: WorkflowStreamClient, offset: int) -> int | None:
+    try:
+        now = await stream.get_offset()
+    except RPCError:
+        return None  # not started yet
+    return now if now > offset else None
+
+
+@pytest.mark.usefixtures("worker")
+async def test_burst_of_20000_arrives_complete_in_bounded_signals(
+    client: Client, settings: Settings
+) -> None:
+    """An unbounded burst would go out as one signal (``max_batch_size`` only wakes
+    the flusher; a loop that never yields never lets it run): a 20,000-event
+    one made the workflow task exceed its 2 s deadlock timeout (TMPRL1101).
+
+    The hub rolls over under this burst, so what it logged is read back from
+    its history, run by run, rather than by a reader that could fall behind.
+    """
+    events = 20_000
+    hub_id = f"burst-{settings.task_queue}"
+    settings = dataclasses.replace(settings, hub_workflow_id=hub_id, publisher_events=events)
+    await run_publisher(client, settings)
+
+    first = (await client.get_workflow_handle(hub_id).describe()).raw_description
+    runs = await runs_of(client, hub_id, first.workflow_execution_info.first_run_id)
+    logged = logged_headlines(client, runs)
+    signals = sum(len(r.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)) for r in runs)
+    largest = max(r.largest_signal for r in runs)
+    print(f"burst: {events} events in {signals} signals over {len(runs)} runs, largest {largest} B")
+    assert [(h.seq, h.final) for h in logged] == [(i, i == events) for i in range(events + 1)]
+    assert task_failures(runs) == []
+    assert signals >= events // settings.publisher_batch_size
+    assert largest < PAYLOAD_WARNING
+
+
+def logged_headlines(client: Client, runs: list[Run]) -> list[Headline]:
+    """The headlines the hub's runs took in, in order, from their publish signals.
+
+    A batch sent again (same publisher and sequence) is in history twice but
+    in the log once, as the stream deduplicates it; so here too.
+    """
+    converter = client.data_converter.payload_converter
+    last: dict[str, int] = {}
+    headlines: list[Headline] = []
+    for run in runs:
+        for event in run.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED):
+            signal = event.workflow_execution_signaled_event_attributes
+            if signal.signal_name != PUBLISH_SIGNAL:
+                continue
+            batch = converter.from_payloads(signal.input.payloads, [PublishInput])[0]
+            if batch.sequence <= last.get(batch.publisher_id, 0):
+                continue
+            last[batch.publisher_id] = batch.sequence
+            for entry in batch.items:
+                payload = Payload.FromString(base64.b64decode(entry.data))
+                headlines.append(converter.from_payload(payload, Headline))
+    return headlines
+
+
+# -- on a server of our own, whose runs are small ------------------------------
+
+
+@pytest.fixture(scope="module")
+async def small_runs() -> AsyncIterator[DevServer]:
+    async with dev_server(dynamic_config=SMALL_RUNS) as server:
+        yield server
+
+
+@pytest.fixture
+async def small_client(small_runs: DevServer, task_queue: str) -> AsyncIterator[Client]:
+    async with build_worker(small_runs.client, task_queue):
+        yield small_runs.client
+
+
+async def test_continuous_publishers_roll_the_hub_over_and_a_reader_that_keeps_up_misses_nothing(
+    small_client: Client, settings: Settings
+) -> None:
+    """Three publishers never pause; the hub rolls over twice or more under them."""
+    client, sources, events = small_client, ("a", "b", "c"), 4000
+    hub_id = f"hub-{settings.task_queue}"
+    hub = await client.start_workflow(
+        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+    )
+    settings = dataclasses.replace(settings, publisher_batch_size=100)
+    reader = asyncio.create_task(read_until_final(client, hub_id, sources=len(sources)))
+    async with asyncio.TaskGroup() as group:
+        for source in sources:
+            publishing = publish_headlines(
+                client, hub_id, settings, events=events, rate=1000, source=source
+            )
+            group.create_task(publishing)
+    seen = await reader
+    await hub.signal(HubWorkflow.close)
+    await hub.result()
+
+    runs = await runs_of(client, hub_id, hub.result_run_id or "")
+    largest = max(r.carried_bytes for r in runs)
+    print(f"continuous: {len(runs) - 1} rollovers, largest carry {largest} B")
+    assert len(runs) >= 3, "the hub must have rolled over at least twice"
+    assert per_source(seen) == {s: list(range(events + 1)) for s in sources}
+    assert [s.offset for s in seen] == list(range(len(seen)))  # never a jump
+    assert task_failures(runs) == []
+    assert largest <= CARRY_BUDGET_BYTES
+
+
+async def test_rollover_carries_what_fits_and_a_reader_behind_within_it_loses_nothing(
+    small_client: Client, settings: Settings
+) -> None:
+    """Readers come back after the rollover from where they were when it happened,
+    pinned to the first run, as the subscriber resumes: the library follows the
+    continue-as-new chain. One was 50 events behind the end: every event is
+    still there for it. One was far behind: it jumps to the first event
+    carried, exactly as after ``truncate``.
+    """
+    client, events = small_client, 2000
+    hub_id = f"hub-{settings.task_queue}"
+    hub = await client.start_workflow(
+        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+    )
+    first_run = hub.result_run_id or ""
+    # 2,000 headlines of 400 bytes: about 1.3 MB of signals, one rollover. A
+    # plain client, without flow control: the hub waits for it in vain, then
+    # rolls over all the same.
+    stream = WorkflowStreamClient.create(client, hub_id, max_batch_size=100)
+    news = stream.topic(NEWS_TOPIC, type=Headline)
+    async with stream:
+        for seq in range(events):
+            news.publish(Headline(seq, "x" * 400))
+            if (seq + 1) % 100 == 0:
+                await stream.flush()
+        news.publish(Headline(events, "end", final=True))
+    second: str = await eventually(
+        lambda: _next_run(client, hub_id, first_run), what="the first run to continue as new"
+    )
+    # Closed, the second run cannot roll over again while the readers read it.
+    await client.get_workflow_handle(hub_id).signal(HubWorkflow.close)
+
+    runs = await runs_of(client, hub_id, first_run)
+    assert runs[1].run_id == second
+    started = runs[1].of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)[0]
+    carried = client.data_converter.payload_converter.from_payloads(
+        started.workflow_execution_started_event_attributes.input.payloads, [HubInput]
+    )[0].stream_state
+    assert carried is not None
+    base, end = carried.base_offset, carried.base_offset + len(carried.log)
+    print(f"rollover: carried offsets {base}..{end - 1}, {runs[1].carried_bytes} B")
+    assert 0 < base < end <= events + 1  # some dropped, the newest kept
+    # The budget, used to the full: one more 400-byte headline (~700 B carried) would not fit.
+    assert CARRY_BUDGET_BYTES - 1024 < runs[1].carried_bytes <= CARRY_BUDGET_BYTES
+    assert runs[1].carried_bytes < PAYLOAD_WARNING
+
+    close_behind = await read_until_final(
+        client, hub_id, sources=1, run_id=first_run, from_offset=end - 50
+    )
+    far_behind = await read_until_final(client, hub_id, sources=1, run_id=first_run, from_offset=10)
+    assert [s.offset for s in close_behind] == list(range(end - 50, events + 1))
+    assert [s.offset for s in far_behind] == list(range(base, events + 1))
+    assert task_failures(runs) == []
+
+
+async def _next_run(client: Client, hub_id: str, run_id: str) -> str | None:
+    """The hub's current run, once ``run_id`` has continued as new."""
+    first = await client.get_workflow_handle(hub_id, run_id=run_id).describe()
+    if first.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
+        return None
+    return (await client.get_workflow_handle(hub_id).describe()).run_id
