@@ -61,6 +61,7 @@ up:  ## Build and start the stack, then print where to look
 	@$(MAKE) wait-healthy
 	@echo
 	@echo "Stack is up. Temporal Web UI: http://127.0.0.1:$(TEMPORAL_UI_PORT)"
+	@echo "Live dashboard: http://$$($(COMPOSE) port web 8000)"
 	@echo "Next:"
 	@echo "  docker compose logs -f        every scenario's output"
 	@echo "  make chaos-subscriber         kill the subscriber mid-stream and prove the resume"
@@ -108,6 +109,11 @@ ticker-fast:  ## Run scenario 4's fast subscriber again
 ticker-slow:  ## Run scenario 4's slow subscriber again
 	$(call rerun,$@)
 
+.PHONY: web
+web:  ## Re-create the dashboard (picks up code changes); prints its address
+	$(COMPOSE) up --detach --build --no-deps --force-recreate web
+	@echo "Dashboard: http://$$($(COMPOSE) port web 8000)"
+
 .PHONY: ticker
 ticker:  ## Run scenario 4 again: both ticker subscribers, side by side
 	$(COMPOSE) up --no-deps --force-recreate ticker-fast ticker-slow
@@ -151,9 +157,6 @@ reset-subscriber:  ## Discard the subscriber's ledger and its lock; it starts ov
 	  /data/events.jsonl /data/events.jsonl.lock /data/events.jsonl.compacting
 	$(COMPOSE) up --detach subscriber
 
-.PHONY: e2e
-e2e: venv browser  ## The whole stack on Docker, in its own compose project, asserted
-	$(PY) -m pytest -m e2e tests/e2e
 # The browser tests drive Debian's Chromium; nothing downloads a browser.
 .PHONY: browser
 browser:
@@ -162,3 +165,6 @@ browser:
 	  else echo "error: the browser tests need Debian's chromium; run: sudo apt-get install chromium"; \
 	  exit 1; fi; }
 
+.PHONY: e2e
+e2e: venv browser  ## The whole stack on Docker, in its own compose project, asserted
+	$(PY) -m pytest -m e2e tests/e2e

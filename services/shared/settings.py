@@ -57,6 +57,14 @@ class Settings:
     ticker_interval_seconds: float = 1.0
     ticker_keep: int = 8
     ticker_slow_delay_seconds: float = 3.0
+    # web: the dashboard's SSE fan-out (services/web)
+    web_max_viewers: int = 100
+    web_max_streams: int = 20
+    web_viewer_buffer: int = 500
+    web_replay_events: int = 2000
+    web_heartbeat_seconds: float = 15.0
+    web_linger_seconds: float = 30.0
+    web_hub_workflow_id: str = "hub-web"
 
     @property
     def poll_cooldown(self) -> timedelta:
@@ -95,6 +103,7 @@ class Settings:
             ),
             pipeline_runs=e.integer("PIPELINE_RUNS", d.pipeline_runs, minimum=0),
             ledger_path=Path(e.text("LEDGER_PATH", str(d.ledger_path))),
+            ledger_keep_runs=e.integer("LEDGER_KEEP_RUNS", d.ledger_keep_runs, minimum=1),
             hub_workflow_id=e.optional_text("HUB_WORKFLOW_ID"),
             publisher_events=e.integer("PUBLISHER_EVENTS", d.publisher_events, minimum=1),
             publisher_batch_size=e.integer(
@@ -103,11 +112,17 @@ class Settings:
             ticker_workflow_id=e.text("TICKER_WORKFLOW_ID", d.ticker_workflow_id),
             ticker_ticks=e.integer("TICKER_TICKS", d.ticker_ticks, minimum=1),
             ticker_interval_seconds=e.number("TICKER_INTERVAL_SECONDS", d.ticker_interval_seconds),
-            ledger_keep_runs=e.integer("LEDGER_KEEP_RUNS", d.ledger_keep_runs, minimum=1),
             ticker_keep=e.integer("TICKER_KEEP", d.ticker_keep, minimum=1),
             ticker_slow_delay_seconds=e.number(
                 "TICKER_SLOW_DELAY_SECONDS", d.ticker_slow_delay_seconds
             ),
+            web_max_viewers=e.integer("WEB_MAX_VIEWERS", d.web_max_viewers, minimum=1),
+            web_max_streams=e.integer("WEB_MAX_STREAMS", d.web_max_streams, minimum=1),
+            web_viewer_buffer=e.integer("WEB_VIEWER_BUFFER", d.web_viewer_buffer, minimum=1),
+            web_replay_events=e.integer("WEB_REPLAY_EVENTS", d.web_replay_events, minimum=1),
+            web_heartbeat_seconds=e.number("WEB_HEARTBEAT_SECONDS", d.web_heartbeat_seconds),
+            web_linger_seconds=e.number("WEB_LINGER_SECONDS", d.web_linger_seconds),
+            web_hub_workflow_id=e.text("WEB_HUB_WORKFLOW_ID", d.web_hub_workflow_id),
         )
 
 

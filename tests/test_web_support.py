@@ -1,0 +1,147 @@
+"""What the web tests share (no tests here): the real app on a real port, and an SSE reader.
+
+The app runs under uvicorn on a free loopback port, in the test's event
+loop, against the real dev server; the tests talk to it with httpx over TCP,
+as a browser would, and parse the event stream themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+
+from services.shared.models import NEWS_TOPIC, Headline
+from services.shared.settings import Settings
+from services.web.app import create_app
+from services.web.server import serving
+from testkit.waiting import eventually
+
+# Short enough that tests see streams close; the rest as in production.
+TEST_WEB = {"web_linger_seconds": 0.2, "web_heartbeat_seconds": 1.0}
+
+
+@dataclass(frozen=True)
+class Web:
+    """The running dashboard: its base URL and an HTTP client for it."""
+
+    url: str
+    http: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def running_web(client: Client, settings: Settings, **overrides: Any) -> AsyncIterator[Web]:
+    """The dashboard app on a free port until the block ends."""
+    settings = dataclasses.replace(settings, **{**TEST_WEB, **overrides})
+    app = create_app(client, settings)
+    async with serving(app, "127.0.0.1", 0) as port:
+        url = f"http://127.0.0.1:{port}"
+        timeout = httpx.Timeout(30.0, connect=5.0)
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
+            yield Web(url, http)
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    """One dispatched server-sent event."""
+
+    event: str
+    data: str
+    id: str | None
+    retry: int | None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+    @property
+    def offset(self) -> int:
+        """The offset pinned by the id (``<first run id>:<offset>``)."""
+        assert self.id is not None, self
+        return int(self.id.rsplit(":", 1)[1])
+
+    @property
+    def chain(self) -> str:
+        assert self.id is not None, self
+        return self.id.rsplit(":", 1)[0]
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """The events of a streaming response, parsed as the HTML spec's EventSource does."""
+    event, event_id, retry = "message", None, None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield SseEvent(event, "\n".join(data), event_id, retry)
+            event, data, event_id, retry = "message", [], None, None
+            continue
+        if line.startswith(":"):
+            continue  # a comment: the heartbeat
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+        elif name == "id":
+            event_id = value
+        elif name == "retry":
+            retry = int(value)
+
+
+@asynccontextmanager
+async def viewer(
+    web: Web, workflow_id: str, *, topics: str = "", last_event_id: str | None = None, **params: str
+) -> AsyncIterator[AsyncIterator[SseEvent]]:
+    """One open SSE connection; fails unless the server answered 200 with an event stream."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    query = {"topics": topics, **params} if topics else params
+    async with web.http.stream(
+        "GET", f"/streams/{workflow_id}", params=query, headers=headers
+    ) as response:
+        assert response.status_code == 200, (await response.aread()).decode()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield sse_events(response)
+
+
+async def read_until_end(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    """Every event up to and including ``end``."""
+    seen = []
+    async for event in events:
+        seen.append(event)
+        if event.event == "end":
+            return seen
+    raise AssertionError(f"the stream closed without an end event after {seen[-3:]}")
+
+
+def items(events: list[SseEvent], topic: str) -> list[SseEvent]:
+    return [e for e in events if e.event == topic]
+
+
+async def until(check: Callable[[], Awaitable[bool]], *, what: str, within: float = 30) -> None:
+    """``eventually`` for an async yes/no check."""
+    # mypy cannot solve eventually's sync-or-async union for an async check.
+    waiting: Any = eventually
+    await waiting(check, what=what, within=within)
+
+
+async def publish(
+    client: Client, hub_id: str, seqs: range, *, batch: int = 100, final: bool = False
+) -> None:
+    """Headlines ``seqs`` into a hub, one signal per ``batch``; then a final one if asked."""
+    stream = WorkflowStreamClient.create(client, hub_id)
+    news = stream.topic(NEWS_TOPIC, type=Headline)
+    async with stream:
+        for seq in seqs:
+            news.publish(Headline(seq, f"headline {seq}"))
+            if (seq + 1) % batch == 0:
+                await stream.flush()
+        if final:
+            news.publish(Headline(seqs.stop, "end of stream", final=True))
