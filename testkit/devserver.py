@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from services.shared.connect import runtime
+from services.shared.converter import DATA_CONVERTER
 
 
 def temporal_cli() -> str:
@@ -63,6 +64,7 @@ async def dev_server(
     env = await WorkflowEnvironment.start_local(
         port=port,
         runtime=runtime(),
+        data_converter=DATA_CONVERTER,
         dev_server_existing_path=temporal_cli(),
         dev_server_database_filename=str(database) if database else None,
         dev_server_log_level=None,

@@ -25,6 +25,7 @@ from tenacity import (
 
 from services.shared import logs
 from services.shared.backoff import TEMPORAL_ERRORS, is_transient, one_line
+from services.shared.converter import DATA_CONVERTER
 from services.shared.runner import Fatal
 from services.shared.settings import Settings
 
@@ -76,7 +77,9 @@ async def connect(settings: Settings) -> Client:
     try:
         async for attempt in retrying:
             with attempt:
-                client = await Client.connect(**config, runtime=runtime())
+                client = await Client.connect(
+                    **config, runtime=runtime(), data_converter=DATA_CONVERTER
+                )
                 # Connecting checks nothing about us; asking for our namespace
                 # checks the credentials and the namespace now, not mid-job.
                 request = DescribeNamespaceRequest(namespace=client.namespace)
