@@ -15,6 +15,11 @@ from services.shared.models import (
     StageEvent,
 )
 
+# With no pause between steps (PIPELINE_STEP_SECONDS=0), at most this many
+# events go out per workflow task: 20,000 in one took 1.5 to 2 s here, and
+# 100,000 hit the 2 s deadlock timeout (TMPRL1101).
+BURST_PER_TASK = 5_000
+
 
 @workflow.defn
 class PipelineWorkflow:
@@ -28,11 +33,17 @@ class PipelineWorkflow:
     @workflow.run
     async def run(self, pipeline: PipelineInput) -> str:
         steps = pipeline.steps_per_stage
+        published = 0
         for stage in WORK_STAGES:
             for step in range(1, steps + 1):
                 self.stages.publish(StageEvent(stage, step, steps))
-                if pipeline.step_seconds:  # 0: publish at once, a backlog for readers
+                published += 1
+                if pipeline.step_seconds:
                     await workflow.sleep(timedelta(seconds=pipeline.step_seconds))
+                elif published % BURST_PER_TASK == 0:
+                    # 0 seconds: a backlog for readers, published as fast as can be,
+                    # but a workflow task at a time, far inside its 2 s deadlock limit.
+                    await workflow.sleep(timedelta(milliseconds=1))
         # The terminal event is in-band, so subscribers stop on it instead of
         # racing the run's close; then in-flight polls get to collect it.
         self.stages.publish(StageEvent(FINAL_STAGE, 1, 1))
