@@ -1,97 +1,98 @@
-"""python -m bench: Workflow Streams latency and throughput on a local dev server.
+"""python -m bench (make bench): how far one Workflow Stream goes here, and what it costs.
 
-Prints, for this machine:
-  * publish-to-receive latency of single events (force_flush), p50 / p99 / max;
-  * a 20,000-event burst through a hub: publish time and end-to-end rate.
+Each figure is measured beside its baseline, in the same run, on the same
+dev server: the library's defaults (poll_cooldown 100 ms; a publisher with
+batch_interval 2 s and no max_batch_size or flow control), or the design
+before (one ledger fsync per event). Prints a table; writes every figure,
+and the machine, to bench/results.json.
+
+BENCH_SCALE=0.1 runs a tenth of each load, for a quick look.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import statistics
-import time
-import uuid
-from datetime import timedelta
+import os
+from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
-from temporalio.contrib.workflow_streams import WorkflowStreamClient
-
-from services.publisher import run_publisher
+from bench import ledger
+from bench.catchup import catch_up
+from bench.latency import latency
+from bench.report import (
+    catch_up_rows,
+    latency_rows,
+    load_rows,
+    machine,
+    memory_text,
+    write_json,
+)
+from bench.stack import stack
+from bench.throughput import LIBRARY_DEFAULTS, PROJECT, run_load
 from services.shared import logs
-from services.shared.backoff import Backoff
-from services.shared.models import NEWS_TOPIC, Headline, HubInput
 from services.shared.settings import Settings
-from services.shared.streams import following
-from services.worker import build_worker
-from services.workflows import HubWorkflow
-from testkit.devserver import dev_server
 
-SAMPLES = 100
-BURST = 20_000
+RESULTS = Path(__file__).resolve().parent / "results.json"
+RATE = 10_000  # events/s in total: the target for one stream
+COOLDOWNS = (0.0, 0.01, 0.02, 0.05, 0.1)  # seconds; the library's default is 0.1
+LATENCY_RUNS = ((10, 8.0), (100, 4.0))  # (events/s, seconds)
 
 
-async def latency(client: Client, task_queue: str) -> list[float]:
-    """Seconds from publish (force_flush) to receipt, one event at a time."""
-    hub = await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=f"bench-{uuid.uuid4().hex[:6]}", task_queue=task_queue
-    )
-    received: asyncio.Queue[float] = asyncio.Queue()
-
-    async def reader() -> None:
-        backoff = Backoff("bench reader", attempts=3)
-        async with following(
-            client,
-            hub.id,
-            hub.result_run_id,
-            NEWS_TOPIC,
-            result_type=Headline,
-            backoff=backoff,
-            poll_cooldown=timedelta(milliseconds=100),
-        ) as items:
-            async for _ in items:
-                received.put_nowait(time.perf_counter())
-
-    task = asyncio.create_task(reader())
-    samples = []
-    stream = WorkflowStreamClient.create(client, hub.id, batch_interval=timedelta(seconds=2))
-    news = stream.topic(NEWS_TOPIC, type=Headline)
-    async with stream:
-        for seq in range(SAMPLES + 1):
-            sent = time.perf_counter()
-            news.publish(Headline(seq, "tick"), force_flush=True)
-            arrived = await received.get()
-            if seq:  # the first one also pays for starting the subscription
-                samples.append(arrived - sent)
-    task.cancel()
-    await hub.signal(HubWorkflow.close)
-    return samples
-
-
-async def burst(client: Client, task_queue: str) -> float:
-    """Seconds to publish BURST events through a hub and read them all back."""
-    settings = dataclasses.replace(Settings(), task_queue=task_queue, publisher_events=BURST)
-    began = time.perf_counter()
-    await run_publisher(client, settings)
-    return time.perf_counter() - began
+def say(line: str = "") -> None:
+    print(f"bench: {line}", flush=True)
 
 
 async def main() -> None:
     logs.configure("bench", level="warning")  # the figures, not the services' chatter
-    async with dev_server() as server:
-        client = server.client
-        task_queue = f"bench-{uuid.uuid4().hex[:6]}"
-        async with build_worker(client, task_queue):
-            samples = await latency(client, task_queue)
-            took = await burst(client, task_queue)
-    ms = sorted(s * 1000 for s in samples)
-    p99 = ms[int(len(ms) * 0.99) - 1]
-    print(f"bench: publish-to-receive latency over {len(ms)} events (force_flush, one at a time)")
-    print(f"bench:   p50 {statistics.median(ms):.0f} ms   p99 {p99:.0f} ms   max {ms[-1]:.0f} ms")
-    print(
-        f"bench: burst of {BURST:,} events, published and read back: {took:.2f} s "
-        f"({BURST / took:,.0f} events/s end to end)"
-    )
+    scale = float(os.environ.get("BENCH_SCALE", "1"))
+    figures: dict[str, Any] = {"machine": machine(), "scale": scale}
+    say(f"machine: {figures['machine']['cpu']}, {figures['machine']['cores']} cores")
+    chosen = Settings().poll_cooldown_seconds * 1000
+
+    async with stack() as s:
+        figures["latency"] = [
+            await latency(s, rate=rate, cooldown=cooldown, events=round(rate * seconds))
+            for rate, seconds in LATENCY_RUNS
+            for cooldown in COOLDOWNS
+        ]
+        say("publish-to-receive latency, one reader, events published one at a time")
+        for row in latency_rows(figures["latency"], chosen):
+            say(f"  {row}")
+
+        seconds = 60 * scale
+        figures["sustained"] = [
+            await run_load(s, design, rate=RATE, seconds=seconds, within=seconds + 180)
+            for design in (PROJECT, LIBRARY_DEFAULTS)
+        ]
+        say(f"one stream, 4 publishers paced to {RATE:,} events/s in all, {seconds:.0f} s")
+        for row in load_rows(figures["sustained"]):
+            say(f"  {row}")
+
+        each = round(250_000 * scale)
+        figures["million"] = [
+            await run_load(s, design, rate=RATE, events_each=each, within=each * 4 / RATE * 3 + 180)
+            for design in (PROJECT, LIBRARY_DEFAULTS)
+        ]
+        say(f"{each * 4:,} events through one stream (4 publishers, {RATE:,} events/s in all)")
+        for row in load_rows(figures["million"]):
+            say(f"  {row}")
+        figures["worker_memory"] = s.worker_memory()
+        say(f"worker memory at the end: {memory_text(figures['worker_memory'])}")
+
+    figures["catch_up"] = await catch_up(round(100_000 * scale), within=900)
+    say("subscriber catching up a backlog, recording each event in its ledger")
+    for row in catch_up_rows(figures["catch_up"]):
+        say(f"  {row}")
+
+    figures["ledger"] = ledger.measure()
+    for row in ledger.table(figures["ledger"]):
+        say(f"ledger  {row}")
+
+    # Browser path (publish to SSE delivery) and 1,000 SSE viewers of one
+    # stream: to be measured through services/web once it is in; not yet.
+    figures["sse"] = None
+    write_json(RESULTS, figures)
+    say(f"figures written to {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""The figures as a printed table and as a JSON file, with the machine they ran on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench.catchup import CatchUp
+from bench.latency import Latency
+from bench.stack import Memory
+from bench.throughput import Throughput
+from testkit.devserver import temporal_cli
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on: CPU, cores, memory, versions, when."""
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kib = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    cli = subprocess.run([temporal_cli(), "--version"], capture_output=True, text=True, check=False)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024**2, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "temporalio": version("temporalio"),
+        "temporal_cli": cli.stdout.strip(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _ms(x: float) -> str:
+    return f"{x:,.0f} ms"
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.0f} KiB"
+
+
+def _rate(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:,.0f}/s"
+
+
+def latency_rows(results: list[Latency], chosen_ms: float) -> list[str]:
+    rows = [
+        f"{'rate':>6} {'cooldown':>9} {'p50':>8} {'p99':>8} {'max':>8} "
+        f"{'updates/event':>14} {'history/event':>14}"
+    ]
+    for r in results:
+        mark = {chosen_ms: " <- this project", 100.0: " <- library default"}.get(r.cooldown_ms, "")
+        rows.append(
+            f"{r.rate:>4.0f}/s {r.cooldown_ms:>6.0f} ms {_ms(r.p50_ms):>8} {_ms(r.p99_ms):>8} "
+            f"{_ms(r.max_ms):>8} {r.updates_per_event:>14.2f} {r.history_events_per_event:>14.1f}"
+            f"{mark}"
+        )
+    return rows
+
+
+def load_rows(results: list[Throughput]) -> list[str]:
+    rows = [
+        f"{'design':<17} {'published':>10} {'received':>10} {'complete':>8} {'end to end':>11} "
+        f"{'rollovers':>9} {'signal':>9} {'poll reply':>10} {'carry':>9} {'history/run':>16} "
+        f"task failures"
+    ]
+    for r in results:
+        h = r.history
+        per_run = f"{h.events / max(h.runs, 1):,.0f} ev {h.bytes / max(h.runs, 1) / 1e6:.1f} MB"
+        complete = "yes" if r.complete else "NO"
+        rows.append(
+            f"{r.design:<17} {r.published:>10,} {r.received:>10,} {complete:>8} "
+            f"{_rate(r.events_per_s):>11} {r.rollovers:>9} {_kib(h.largest_signal):>9} "
+            f"{_kib(h.largest_poll_reply):>10} {_kib(h.largest_carry):>9} {per_run:>16} "
+            f"{h.task_failures or 'none'}"
+        )
+        if not r.complete:
+            rows.append(f"{'':<17} reader: {_why_incomplete(r.reader)}")
+        errors = [p["error"] for p in r.publishers if "error" in p]
+        if errors:
+            rows.append(f"{'':<17} {len(errors)} publishers failed, first: {errors[0][:160]}")
+        if r.hub_ended != "running until closed":
+            rows.append(f"{'':<17} the hub had ended before it was closed: {r.hub_ended}")
+    return rows
+
+
+def _why_incomplete(reader: dict[str, Any]) -> str:
+    if "error" in reader:
+        return str(reader["error"])
+    lost = f"lost {reader.get('lost', 0):,} in {reader.get('jumps', 0)} jumps"
+    if "stopped" in reader or reader.get("timed_out"):
+        return f"stopped still waiting (the stream stalled?); {lost} before that"
+    return f"{lost}, repeated {reader.get('repeated', 0):,}"
+
+
+def catch_up_rows(c: CatchUp) -> list[str]:
+    mem = c.subscriber_memory
+    return [
+        f"{'design':<34} {'events':>8} {'seconds':>8} {'events/s':>9}",
+        f"{'one fsync per batch (subscriber)':<34} {c.events:>8,} {c.batched_seconds:>8.1f} "
+        f"{_rate(c.batched_per_s):>9}",
+        f"{'one fsync per event (before)':<34} {c.events:>8,} {c.per_event_seconds:>8.1f} "
+        f"{_rate(c.per_event_per_s):>9}",
+        f"subscriber memory at the end: {memory_text(mem)}",
+    ]
+
+
+def memory_text(m: Memory | None) -> str:
+    return "-" if m is None else f"{m.rss_mib:.0f} MiB resident (peak {m.peak_mib:.0f} MiB)"
+
+
+def write_json(path: Path, figures: dict[str, Any]) -> None:
+    path.write_text(json.dumps(_plain(figures), indent=2) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
