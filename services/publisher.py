@@ -149,7 +149,8 @@ async def publish_headlines(
                 await asyncio.sleep(max(0.0, began + seq / rate - time.monotonic()))
         news.publish(Headline(seq, "end of stream", final=True, source=source))
     await wait_applied(hub, backoff)  # in the log; and held here too during a rollover
-    log.info("published", events=seq, batch_size=batch, source=source)
+    named = {"source": source} if source else {}  # several publishers on one hub
+    log.info("published", events=seq, batch_size=batch, **named)
     return seq
 
 
