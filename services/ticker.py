@@ -9,8 +9,9 @@ report the jump: from which offset to which, and how many ticks were dropped.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from services.shared import logs
@@ -23,9 +24,9 @@ from services.workflows import TickerWorkflow
 log = logs.get(__name__)
 
 
-async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> int:
-    """Read ticks until the final one, sleeping ``delay`` s per tick; return jumps seen."""
-    started = await client.start_workflow(
+async def start_ticker(client: Client, settings: Settings) -> WorkflowHandle[Any, int]:
+    """Start the ticker, or join the run already going under its fixed id."""
+    return await client.start_workflow(
         TickerWorkflow.run,
         TickerInput(
             ticks=settings.ticker_ticks,
@@ -36,6 +37,11 @@ async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> 
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+
+
+async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> int:
+    """Read ticks until the final one, sleeping ``delay`` s per tick; return jumps seen."""
+    started = await start_ticker(client, settings)
     log.info("following ticker", workflow_id=started.id, run_id=started.result_run_id)
     expected, jumps, seen = 0, 0, 0
     run_id = started.result_run_id

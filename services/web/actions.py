@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
+from services import ticker
 from services.publisher import publish_headlines
 from services.shared import logs
 from services.shared.backoff import TEMPORAL_ERRORS, one_line
@@ -35,10 +36,9 @@ from services.shared.models import (
     WORK_STAGES,
     HubInput,
     OrderInput,
-    TickerInput,
 )
 from services.shared.settings import Settings
-from services.workflows import HubWorkflow, OrderWorkflow, TickerWorkflow
+from services.workflows import HubWorkflow, OrderWorkflow
 
 log = logs.get(__name__)
 
@@ -120,19 +120,7 @@ async def publish(request: Request, _: Write) -> dict[str, Any]:
 async def start_ticker(request: Request, _: Write) -> dict[str, Any]:
     """Start the ticker, or join the one running; its stream is ``/streams/{workflow_id}``."""
     client, settings = _context(request)
-    handle = await _temporal(
-        client.start_workflow(
-            TickerWorkflow.run,
-            TickerInput(
-                ticks=settings.ticker_ticks,
-                interval_seconds=settings.ticker_interval_seconds,
-                keep=settings.ticker_keep,
-            ),
-            id=settings.ticker_workflow_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
-    )
+    handle = await _temporal(ticker.start_ticker(client, settings))
     return {"workflow_id": handle.id, "run_id": handle.result_run_id or ""}
 
 

@@ -69,14 +69,18 @@ def stack() -> Iterator[Stack]:
         os.environ.update(saved)
 
 
-def make(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run a Make target as a user would, against this project; echo its output."""
+def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a Make target as a user would, against this project; echo its output.
+
+    ``env`` replaces the environment (a host without Python, say).
+    """
     result = subprocess.run(
         ["make", "--no-print-directory", *args],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
+        env=env,
     )
     print(result.stdout, result.stderr)
     return result

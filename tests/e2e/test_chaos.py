@@ -22,7 +22,7 @@ import pytest
 
 from services.shared.ledger import Audit, Record, Resume, audit, parse
 from tests.e2e.cli import compose, docker
-from tests.e2e.conftest import ONE_SHOTS, Stack
+from tests.e2e.conftest import ONE_SHOTS, Stack, make
 
 pytestmark = pytest.mark.e2e
 
@@ -62,16 +62,8 @@ def settled(stack: Stack) -> Stack:
 
 
 def _make(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["make", "--no-print-directory", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env=env,
-    )
-    print(result.stdout, result.stderr)
-    assert CALLED not in result.stdout + result.stderr
+    result = make(*args, env=env)
+    assert CALLED not in result.stdout + result.stderr  # no Python of the host's ran
     return result
 
 
