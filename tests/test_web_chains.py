@@ -30,6 +30,7 @@ from tests.test_web_support import (
     publish,
     read_until_end,
     running_web,
+    take,
     until,
     viewer,
 )
@@ -58,7 +59,7 @@ async def test_a_stream_crosses_continue_as_new_with_one_chain_of_ids(
     first_run = ticker.result_run_id
     async with running_web(client, rolling_settings) as web:
         async with viewer(web, ticker.id, topics=TICK_TOPIC) as events:
-            before = await _ticks(events, 5)
+            before = await take(events, TICK_TOPIC, 5)
         await until(lambda: _rolled_over(client, ticker), what="the ticker to continue as new")
         async with viewer(web, ticker.id, last_event_id=before[-1].id or "") as events:
             after = items(await read_until_end(events), TICK_TOPIC)
@@ -140,16 +141,6 @@ async def _ticker(
         id=settings.ticker_workflow_id,
         task_queue=settings.task_queue,
     )
-
-
-async def _ticks(events: AsyncIterator[SseEvent], count: int) -> list[SseEvent]:
-    got: list[SseEvent] = []
-    async for event in events:
-        if event.event == TICK_TOPIC:
-            got.append(event)
-            if len(got) == count:
-                return got
-    raise AssertionError(f"the stream closed after {got}")
 
 
 async def _rolled_over(client: Client, ticker: WorkflowHandle[TickerWorkflow, int]) -> bool:

@@ -29,6 +29,7 @@ from tests.test_web_support import (
     publish,
     read_until_end,
     running_web,
+    take,
     viewer,
 )
 
@@ -68,13 +69,8 @@ async def test_resume_after_last_event_id_has_no_gap_and_no_repeat(
     )
     async with running_web(client, settings) as web:
         await publish(client, hub_id, range(5))
-        first: list[SseEvent] = []
         async with viewer(web, hub_id, topics=NEWS_TOPIC) as events:
-            async for event in events:
-                if event.event == NEWS_TOPIC:
-                    first.append(event)
-                if len(first) == 5:
-                    break  # the browser tab goes away
+            first = await take(events, NEWS_TOPIC, 5)  # then the browser tab goes away
         await publish(client, hub_id, range(5, 10))
         resumed = await _news(web, hub_id, 5, last_event_id=first[-1].id or "")
         # The same, for a client that cannot set headers.
@@ -223,14 +219,8 @@ async def _pipeline(client: Client, settings: Settings) -> WorkflowHandle[Pipeli
 
 
 async def _news(web: Web, hub_id: str, count: int, **resume: str) -> list[SseEvent]:
-    got: list[SseEvent] = []
     async with viewer(web, hub_id, topics=NEWS_TOPIC, **resume) as events:
-        async for event in events:
-            if event.event == NEWS_TOPIC:
-                got.append(event)
-            if len(got) == count:
-                return got
-    raise AssertionError(f"the stream closed after {got}")
+        return await take(events, NEWS_TOPIC, count)
 
 
 async def _take(lines: AsyncIterator[str], count: int) -> AsyncIterator[str]:

@@ -121,6 +121,17 @@ async def read_until_end(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
     raise AssertionError(f"the stream closed without an end event after {seen[-3:]}")
 
 
+async def take(events: AsyncIterator[SseEvent], topic: str, count: int) -> list[SseEvent]:
+    """The first ``count`` events of ``topic``; the stream must not close before."""
+    got: list[SseEvent] = []
+    async for event in events:
+        if event.event == topic:
+            got.append(event)
+            if len(got) == count:
+                return got
+    raise AssertionError(f"the stream closed after {len(got)} {topic} events")
+
+
 def items(events: list[SseEvent], topic: str) -> list[SseEvent]:
     return [e for e in events if e.event == topic]
 
