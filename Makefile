@@ -50,7 +50,7 @@ test: lint  ## Lint, then every test against a real Temporal dev server (no Dock
 	$(PY) -m pytest -m "not e2e"
 
 .PHONY: bench
-bench: venv  ## How far one stream goes, beside the library's defaults (~10 min; BENCH_SCALE=0.1 for a look)
+bench: venv  ## How far one stream goes, beside the library's defaults (~12 min; BENCH_SCALE=0.1 for a look)
 	$(PY) -m bench
 
 # --- the stack

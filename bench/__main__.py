@@ -2,9 +2,10 @@
 
 Each figure is measured beside its baseline, in the same run, on the same
 dev server: the library's defaults (poll_cooldown 100 ms; a publisher with
-batch_interval 2 s and no max_batch_size or flow control), or the design
-before (one ledger fsync per event). Prints a table; writes every figure,
-and the machine, to bench/results.json.
+batch_interval 2 s and no max_batch_size or flow control), the design
+before (one ledger fsync per event), or, for the browser path through the
+web service, a direct reader and one subscription per viewer. Prints a
+table; writes every figure, and the machine, to bench/results.json.
 
 BENCH_SCALE=0.1 runs a tenth of each load, for a quick look.
 """
@@ -25,8 +26,10 @@ from bench.report import (
     load_rows,
     machine,
     memory_text,
+    sse_rows,
     write_json,
 )
+from bench.sse import sse
 from bench.stack import stack
 from bench.throughput import LIBRARY_DEFAULTS, PROJECT, run_load
 from services.shared import logs
@@ -88,9 +91,9 @@ async def main() -> None:
     for row in ledger.table(figures["ledger"]):
         say(f"ledger  {row}")
 
-    # Browser path (publish to SSE delivery) and 1,000 SSE viewers of one
-    # stream: to be measured through services/web once it is in; not yet.
-    figures["sse"] = None
+    figures["sse"] = await sse(scale=scale)
+    for row in sse_rows(figures["sse"]):
+        say(row)
     write_json(RESULTS, figures)
     say(f"figures written to {RESULTS}")
 

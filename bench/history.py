@@ -70,3 +70,63 @@ def _add(total: HubHistory, event: HistoryEvent) -> str | None:
     elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
         return event.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return None
+
+
+POLL_UPDATE = "__temporal_workflow_stream_poll"  # the library's poll Update
+
+
+@dataclass(frozen=True)
+class Polls:
+    """Stream polls as the hub's history shows them, over every run."""
+
+    peak_in_flight: int  # accepted and not yet completed, at most at once
+    accepted: int
+
+
+class _PollTally:
+    """Polls accepted and not yet completed, event by event (one run's history)."""
+
+    def __init__(self) -> None:
+        self.waiting: set[str] = set()
+        self.peak = self.accepted = 0
+
+    def add(self, event: HistoryEvent) -> None:
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name == POLL_UPDATE:
+                self.waiting.add(request.meta.update_id)
+                self.accepted += 1
+                self.peak = max(self.peak, len(self.waiting))
+        elif event.HasField("workflow_execution_update_completed_event_attributes"):
+            done = event.workflow_execution_update_completed_event_attributes.meta.update_id
+            self.waiting.discard(done)
+
+
+async def polls(client: Client, hub_id: str) -> Polls:
+    """Peak polls in flight (Update accepted minus completed) and polls accepted, run by run.
+
+    The outside observer's count, as tests/test_web_fanout.py takes it: what
+    the server recorded, not what a reader says it did.
+    """
+    first = (await client.get_workflow_handle(hub_id).describe()).raw_description
+    run_id: str | None = first.workflow_execution_info.first_run_id
+    peak = accepted = 0
+    while run_id:
+        tally = _PollTally()
+        handle = client.get_workflow_handle(hub_id, run_id=run_id)
+        run_id = None  # unless this run continued as new
+        async for event in handle.fetch_history_events():
+            tally.add(event)
+            if event.HasField("workflow_execution_continued_as_new_event_attributes"):
+                attributes = event.workflow_execution_continued_as_new_event_attributes
+                run_id = attributes.new_execution_run_id
+        peak, accepted = max(peak, tally.peak), accepted + tally.accepted
+    return Polls(peak, accepted)
+
+
+async def in_flight(client: Client, hub_id: str) -> int:
+    """Stream polls accepted and not completed in the hub's current run, as history stands."""
+    tally = _PollTally()
+    async for event in client.get_workflow_handle(hub_id).fetch_history_events():
+        tally.add(event)
+    return len(tally.waiting)

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.catchup import CatchUp
+from bench.delivery import Delivery
 from bench.latency import Latency
+from bench.sse import SseFigures
 from bench.stack import Memory
 from bench.throughput import Throughput
 from testkit.devserver import temporal_cli
@@ -140,3 +142,69 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def _lat(x: float) -> str:
+    return "-" if math.isnan(x) else _ms(x)
+
+
+def _delivery_row(name: str, d: Delivery, extra: str = "") -> str:
+    complete = f"{d.complete:,} of {d.viewers:,}"
+    return (
+        f"{name:<28} {_lat(d.p50_ms):>9} {_lat(d.p99_ms):>9} {_lat(d.max_ms):>9} "
+        f"{complete:>16}{extra}"
+    )
+
+
+def _failures(d: Delivery) -> list[str]:
+    rows = [f"{'':<28} {n:,} failed: {why}" for why, n in d.failed.items()]
+    if d.stalled:
+        rows.append(f"{'':<28} {d.stalled:,} still waiting when stopped")
+    if d.lost or d.repeated:
+        rows.append(f"{'':<28} lost {d.lost:,}, repeated {d.repeated:,} events in all")
+    return rows
+
+
+def sse_rows(f: SseFigures) -> list[str]:
+    """The browser path and the many-viewers figures, each beside its baseline."""
+    path, naive = f.browser_path, f.naive_bridge
+    head = f"{'':<28} {'p50':>9} {'p99':>9} {'max':>9} {'complete':>16}"
+    browser = [
+        head,
+        _delivery_row("SSE viewer through web", path.sse),
+        _delivery_row("direct subscribe()", path.direct, "  <- baseline"),
+        *_failures(path.sse),
+        *_failures(path.direct),
+    ]
+    fanout = [f"{head} {'events':>7} {'polls in flight':>16}"]
+    for many in f.many_viewers:
+        extra = f" {many.published:>7,} {many.polls.peak_in_flight:>16,}"
+        fanout += [_delivery_row(f"{many.viewers:,} through web (SSE)", many.sse, extra)]
+        fanout += _failures(many.sse)
+    extra = f" {naive.published:>7,} {naive.polls.peak_in_flight:>16,}  <- baseline"
+    fanout += [
+        _delivery_row(f"{naive.readers.viewers:,} subscribe(), one each", naive.readers, extra),
+        *_failures(naive.readers),
+        "where the time goes, event by event: its first viewer, and first to last viewer",
+    ]
+    for many in f.many_viewers:
+        d, cpu = many.sse, many.cpu
+        fanout.append(
+            f"  {many.viewers:,} viewers: first p50 {_lat(d.first_p50_ms)} p99 "
+            f"{_lat(d.first_p99_ms)}; first to last p50 {_lat(d.spread_p50_ms)} p99 "
+            f"{_lat(d.spread_p99_ms)}; CPU in cores: web {cpu.web:.2f}, viewer processes "
+            f"{sum(cpu.clients):.2f}, machine {cpu.machine:.2f}; web {memory_text(many.web_memory)}"
+        )
+    polls = ", ".join(f"{m.polls.accepted:,}" for m in f.many_viewers)
+    fanout.append(
+        f"upstream polls accepted: {polls} (fan-out), {naive.polls.accepted:,} (naive bridge); "
+        f"the dev server logged {f.server_errors:,} ERROR lines (to a file, not here)"
+    )
+    return [
+        f"browser path at {path.rate:.0f} events/s, {path.published:,} events "
+        "(publish with force_flush to receipt)",
+        *(f"  {row}" for row in browser),
+        f"viewers of one stream at {naive.rate:.0f} events/s "
+        f"({f.client_processes} viewer processes)",
+        *(f"  {row}" for row in fanout),
+    ]

@@ -49,6 +49,20 @@ def memory(pid: int) -> Memory:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used so far, user and system (Linux ``/proc``)."""
+    # Fields after the command name, which is in parentheses and may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds() -> float:
+    """CPU time every process on the machine has used so far, all cores together."""
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(cpu[3]) + int(cpu[4])  # idle and iowait
+    return (sum(int(x) for x in cpu[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stack:
     """A running dev server and worker, with the environment for more processes."""
