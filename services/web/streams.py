@@ -13,6 +13,7 @@ closed and drained; do not reconnect).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -27,7 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from services.shared import logs
 from services.shared.backoff import TEMPORAL_ERRORS, one_line
 from services.shared.settings import Settings
-from services.web.chain import Position, describe
+from services.web.chain import Position, StreamEvent, describe
 from services.web.fanout import Busy, Fanout, UnknownStream, Viewer
 from services.web.stream import Ended, Item, Message, Status, Truncated
 
@@ -117,7 +118,9 @@ async def status(request: Request) -> dict[str, Any]:
 class _ViewerResponse(EventSourceResponse):
     """An SSE response that lets its viewer go however it ends (disconnect, error, end)."""
 
-    def __init__(self, viewer: Viewer, content: AsyncIterator[ServerSentEvent], **kw: Any) -> None:
+    def __init__(
+        self, viewer: Viewer, content: AsyncIterator[ServerSentEvent | bytes], **kw: Any
+    ) -> None:
         super().__init__(content, **kw)
         self._viewer = viewer
 
@@ -130,7 +133,7 @@ class _ViewerResponse(EventSourceResponse):
 
 async def _events(
     viewer: Viewer, position: Position | None, topics: frozenset[str]
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[ServerSentEvent | bytes]:
     stream = viewer.stream
     hello = {
         "workflow_id": stream.workflow_id,
@@ -146,10 +149,9 @@ async def _events(
         yield _event(stream.chain, message)
 
 
-def _event(chain: str, message: Message) -> ServerSentEvent:
+def _event(chain: str, message: Message) -> ServerSentEvent | bytes:
     if isinstance(message, Item):
-        event = message.event
-        return ServerSentEvent(event.data, id=f"{chain}:{event.offset}", event=event.topic)
+        return _item_frame(chain, message.event)
     if isinstance(message, Truncated):
         gap = {
             "from_offset": message.from_offset,
@@ -164,6 +166,12 @@ def _event(chain: str, message: Message) -> ServerSentEvent:
         return ServerSentEvent(_json(asdict(message)), event="end")
     why = {"behind": message.behind, "why": "too slow; reconnect with Last-Event-ID"}
     return ServerSentEvent(_json(why), event="dropped")
+
+
+@functools.lru_cache(maxsize=256)  # the live events; replays encode again
+def _item_frame(chain: str, event: StreamEvent) -> bytes:
+    """An event's SSE frame, encoded once for all of its viewers rather than once for each."""
+    return ServerSentEvent(event.data, id=f"{chain}:{event.offset}", event=event.topic).encode()
 
 
 def _topics(raw: str) -> frozenset[str]:
