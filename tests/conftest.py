@@ -17,7 +17,7 @@ from temporalio.client import Client
 from services.shared.settings import Settings
 from services.worker import build_worker
 from testkit.devserver import DevServer, dev_server
-from tests.processes import Service
+from tests.processes import Service, kill_leftovers
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +66,13 @@ def settings(task_queue: str, tmp_path: Path) -> Settings:
 async def worker(client: Client, task_queue: str) -> AsyncIterator[None]:
     async with build_worker(client, task_queue):
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """After each test, end any service process it started and did not stop."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture

@@ -18,6 +18,20 @@ from testkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Every process a test started, so that one a failing test left behind is
+# ended (by its own id) instead of outliving the session's server.
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def kill_leftovers() -> list[int]:
+    """SIGKILL the started processes that still run; return their pids."""
+    left = [p for p in _started if p.poll() is None]
+    for process in left:
+        process.kill()
+        process.wait()
+    _started.clear()
+    return [p.pid for p in left]
+
 
 class Service:
     """``python -m services.MODULE`` with JSON logs appended to ``log_path``."""
@@ -37,6 +51,7 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        _started.append(self.process)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self.process is None:
