@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -20,6 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from services.shared.connect import runtime
 from services.shared.converter import DATA_CONVERTER
+
+STARTUP_TIMEOUT = timedelta(seconds=60)  # bounded; a healthy start takes about a second
 
 
 def temporal_cli() -> str:
@@ -69,6 +72,8 @@ async def dev_server(
         dev_server_database_filename=str(database) if database else None,
         dev_server_log_level=None,
         dev_server_extra_args=extra,
+        # The SDK waits 5 s by default; on a busy two-core machine a start took longer.
+        dev_server_startup_timeout=STARTUP_TIMEOUT,
     )
     try:
         yield DevServer(f"127.0.0.1:{port}", env.client)
