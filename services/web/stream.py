@@ -199,7 +199,7 @@ class Stream:
                 source = self._from_temporal(position, need=position < self._window_start)
                 verify = False
             else:
-                source = self._from_window(position)
+                source = self._from_window(position, reported)
             # Each source ends with a final message, or hands over to the other one.
             async with contextlib.aclosing(source) as messages:
                 async for message in messages:
@@ -212,8 +212,13 @@ class Stream:
                     if _final(message):
                         return
 
-    async def _from_window(self, position: int) -> AsyncGenerator[Message]:
-        """From the window, then live; returns early if the window lost ``position``."""
+    async def _from_window(self, position: int, reported: Status) -> AsyncGenerator[Message]:
+        """From the window, then live; returns early if the window lost ``position``.
+
+        The state is sent when it differs from ``reported``, what the viewer
+        was told last: not once per event, which would cost every viewer a
+        pass through the generators for nothing.
+        """
         cursor = _Cursor(self._sequence_of(position))
         try:
             while True:
@@ -237,7 +242,9 @@ class Stream:
                 if not cursor.live:
                     cursor.live = True
                     self._cursors.add(cursor)
-                yield self.status()
+                if (status := self.status()) != reported:
+                    reported = status
+                    yield status
                 if self.ended is not None:
                     yield self.ended
                     return

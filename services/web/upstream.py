@@ -15,9 +15,16 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from services.shared import logs
 from services.shared.backoff import TEMPORAL_ERRORS, Backoff, one_line
+from services.shared.streams import batched
 from services.web.chain import Run, StreamEvent, describe, follow_run, successor
 
 log = logs.get(__name__)
+
+# Events read ahead of the viewers. The next poll goes out while the last
+# batch is still being fanned out, so a poll's round trip to Temporal and the
+# fan-out overlap instead of adding up: at 1,000 viewers each took about half
+# of the time between two events at 10 events/s.
+READ_AHEAD = 1000
 
 
 class ChainFollower:
@@ -56,12 +63,16 @@ class ChainFollower:
         while True:
             reading = follow_run(self._client, self.run, offset, poll_cooldown=self._poll_cooldown)
             try:
-                async with aclosing(reading) as events:  # no poll is left behind
-                    async for event in events:
-                        offset = event.offset + 1
-                        self._up()
-                        self._backoff.succeeded()
-                        yield event
+                async with (
+                    aclosing(reading) as events,  # no poll is left behind
+                    batched(events, limit=READ_AHEAD) as batches,
+                ):
+                    async for batch in batches:
+                        for event in batch:
+                            offset = event.offset + 1
+                            self._up()
+                            self._backoff.succeeded()
+                            yield event
                 await self._finish()
                 return
             except TEMPORAL_ERRORS as err:
