@@ -1,7 +1,7 @@
 """python -m bench.viewers ROLE: many viewers of one stream in one process, as a browser would.
 
 * ``sse``: each viewer is one Server-Sent Events connection to the web
-  service (httpx streaming), as a browser tab's EventSource;
+  service, read as a browser tab's EventSource reads it (``bench.eventsource``);
 * ``subscribe``: each viewer is its own ``subscribe()`` on the hub, with the
   project's poll cooldown: the naive bridge (one Temporal subscription per
   viewer), and, with one viewer, the direct reader.
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
 
-import httpx
 from temporalio.client import Client
 
+from bench import eventsource
 from bench.channel import figures_channel
 from services.shared import logs
 from services.shared.backoff import one_line
@@ -138,50 +138,35 @@ class _Figures:
 
 
 # -- sse: one EventSource-like connection per viewer ------------------------------
-async def _sse_viewer(
-    http: httpx.AsyncClient, path: str, viewer: _Viewer, figures: _Figures
-) -> None:
+async def _sse_viewer(url: str, viewer: _Viewer, figures: _Figures) -> None:
+    def on_event(event: str, data: str) -> bool:
+        if event == TOPIC:
+            figures.receive(viewer, Stamp(**json.loads(data)), time.time())
+            return viewer.finished
+        if event == "hello":
+            figures.connect(viewer)
+        elif event in ("dropped", "end"):
+            figures.fail(viewer, f"the server sent {event!r} before the final event")
+            return True
+        return False
+
     try:
-        async with http.stream("GET", path, params={"topics": TOPIC}) as response:
-            if response.status_code != 200:
-                body = (await response.aread()).decode(errors="replace")
-                figures.fail(viewer, f"HTTP {response.status_code}: {body[:160]}")
-                return
-            event = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                    if event == "hello":
-                        figures.connect(viewer)
-                    elif event in ("dropped", "end"):
-                        figures.fail(viewer, f"the server sent {event!r} before the final event")
-                        return
-                elif line.startswith("data:") and event == TOPIC:
-                    now = time.time()
-                    figures.receive(viewer, Stamp(**json.loads(line[5:])), now)
-                    if viewer.finished:
-                        return
-                elif not line:
-                    event = ""
-            figures.fail(viewer, "the server closed the stream before the final event")
-    except httpx.HTTPError as err:
-        figures.fail(viewer, f"{type(err).__name__}: {one_line(err)[:160]}")
+        why = await eventsource.read(url, on_event)
+    except OSError as err:
+        why = f"{type(err).__name__}: {one_line(err)[:160]}"
+    if why and not viewer.failure:
+        figures.fail(viewer, why if viewer.connected else f"{why} (before its hello)")
 
 
 async def sse(args: argparse.Namespace, figures: _Figures) -> None:
-    limits = httpx.Limits(max_connections=args.viewers, max_keepalive_connections=0)
-    # No read timeout: it costs a timer per chunk read (a sixth of a viewer
-    # process's CPU, profiled), and the bench bounds each process anyway.
-    timeout = httpx.Timeout(60.0, read=None, pool=None)
-    async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=timeout) as http:
-        path = f"/streams/{args.hub}"
-        began = time.monotonic()
-        async with asyncio.TaskGroup() as group:
-            for viewer in figures.viewers:
-                group.create_task(_sse_viewer(http, path, viewer, figures))
-            await figures.all_connected.wait()
-            figures.connect_s = time.monotonic() - began
-            figures.ready()
+    url = f"{args.url}/streams/{args.hub}?topics={TOPIC}"
+    began = time.monotonic()
+    async with asyncio.TaskGroup() as group:
+        for viewer in figures.viewers:
+            group.create_task(_sse_viewer(url, viewer, figures))
+        await figures.all_connected.wait()
+        figures.connect_s = time.monotonic() - began
+        figures.ready()
 
 
 # -- subscribe: one Temporal subscription per viewer ------------------------------
