@@ -42,10 +42,10 @@ from testkit.waiting import eventually
 
 RATE = 10.0  # events/s, published one at a time
 VIEWERS = 1000
-# Viewer processes. httpx costs a viewer about 0.1 ms of CPU per event, so
-# 1,000 viewers at 10 events/s need about a core: in one process its event
-# loop would lag and add to every latency. Four keep each near a quarter of
-# a core (their shares are reported); eight measured no better here.
+# Viewer processes. A viewer (bench.eventsource) costs about 35 us of CPU per
+# event, so 1,000 at 10 events/s take about a third of a core; spread over
+# four processes no event loop lags behind its sockets (their shares are
+# reported).
 CLIENT_PROCESSES = 4
 LATENCY_SECONDS = 20.0
 FANOUT_SECONDS = 30.0
