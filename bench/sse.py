@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -298,8 +297,7 @@ async def _live(url: str, hub: str, viewers: int) -> None:
             held = sum(s["live_viewers"] for s in status["streams"] if s["workflow_id"] == hub)
             return bool(held == viewers)
 
-        waiting: Any = eventually  # mypy cannot solve its sync-or-async union
-        await waiting(live, what=f"{viewers} live viewers", within=CONNECT_WITHIN)
+        await eventually(live, what=f"{viewers} live viewers", within=CONNECT_WITHIN)
 
 
 async def _polls_waiting(
@@ -308,8 +306,7 @@ async def _polls_waiting(
     async def waiting() -> bool:
         return await in_flight(client, hub) >= count
 
-    check: Any = eventually  # mypy cannot solve its sync-or-async union
-    await check(waiting, what=f"{what} ({count} in flight)", within=within)
+    await eventually(waiting, what=f"{what} ({count} in flight)", within=within)
 
 
 async def _publish(client: Client, hub: str, events: int) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import Any, overload
 
 
 def wait_until[T](
@@ -23,13 +23,21 @@ def wait_until[T](
         time.sleep(interval)
 
 
+@overload
 async def eventually[T](
-    check: Callable[[], Awaitable[T | None] | T | None],
+    check: Callable[[], Awaitable[T | None]],
     *,
     what: str,
-    within: float = 60,
-    interval: float = 0.1,
-) -> T:
+    within: float = ...,
+    interval: float = ...,
+) -> T: ...
+@overload
+async def eventually[T](
+    check: Callable[[], T | None], *, what: str, within: float = ..., interval: float = ...
+) -> T: ...
+async def eventually(
+    check: Callable[[], Any], *, what: str, within: float = 60, interval: float = 0.1
+) -> Any:
     """Async ``wait_until``: call (and await, if need be) ``check`` until it is truthy."""
     deadline = time.monotonic() + within
     while True:
@@ -37,7 +45,7 @@ async def eventually[T](
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return cast(T, result)
+            return result
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {within:.0f} s waiting for {what}")
         await asyncio.sleep(interval)

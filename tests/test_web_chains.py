@@ -23,6 +23,7 @@ from services.web.chain import describe
 from services.worker import build_worker
 from services.workflows import HubWorkflow, TickerWorkflow
 from testkit.devserver import DevServer, dev_server, free_port
+from testkit.waiting import eventually
 from tests.processes import Service
 from tests.test_web_support import (
     SseEvent,
@@ -31,7 +32,6 @@ from tests.test_web_support import (
     read_until_end,
     running_web,
     take,
-    until,
     viewer,
 )
 
@@ -60,7 +60,7 @@ async def test_a_stream_crosses_continue_as_new_with_one_chain_of_ids(
     async with running_web(client, rolling_settings) as web:
         async with viewer(web, ticker.id, topics=TICK_TOPIC) as events:
             before = await take(events, TICK_TOPIC, 5)
-        await until(lambda: _rolled_over(client, ticker), what="the ticker to continue as new")
+        await eventually(lambda: _rolled_over(client, ticker), what="the ticker to continue as new")
         async with viewer(web, ticker.id, last_event_id=before[-1].id or "") as events:
             after = items(await read_until_end(events), TICK_TOPIC)
         async with viewer(web, ticker.id, topics=TICK_TOPIC) as events:

@@ -20,7 +20,8 @@ from services.web.chain import Position
 from services.web.fanout import Fanout
 from services.web.stream import Dropped, Item, Message, Stream
 from services.workflows import HubWorkflow
-from tests.test_web_support import SseEvent, Web, publish, running_web, until, viewer
+from testkit.waiting import eventually
+from tests.test_web_support import SseEvent, Web, publish, running_web, viewer
 
 pytestmark = pytest.mark.usefixtures("worker")
 VIEWERS = 50
@@ -56,9 +57,9 @@ async def test_a_viewer_that_vanishes_mid_stream_frees_its_subscription(
             async for event in events:
                 if event.event == NEWS_TOPIC and event.offset == 3:
                     break  # gone while the server still writes the other 297
-        await until(lambda: _fanout_empty(web), what="the web to let go")
+        await eventually(lambda: _fanout_empty(web), what="the web to let go")
         # The poll it left waiting completes on the next event; none follows it.
-        await until(lambda: _nudged(client, hub), what="no poll in flight")
+        await eventually(lambda: _nudged(client, hub), what="no poll in flight")
         _, polls = await _polls_in_flight(hub)
         await _nudged(client, hub)
         assert (await _polls_in_flight(hub))[1] == polls, "a closed stream polled again"
@@ -80,7 +81,7 @@ async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
         slow_messages, fast_messages = slow.messages(), fast.messages()
         first = asyncio.create_task(_next(slow_messages))  # it takes one event, then no more
         reading = asyncio.create_task(_items(fast_messages, 10))
-        await until(_live(slow.stream, 2), what="both viewers to be live")
+        await eventually(_live(slow.stream, 2), what="both viewers to be live")
         await publish(client, hub.id, range(9), final=True)
         fast_items = await reading  # all of them, while the slow one reads nothing more
         assert await first == Item(fast_items[0].event)
@@ -124,7 +125,7 @@ async def _until_viewers(web: Web, count: int) -> None:
         status = (await web.http.get("/api/status")).json()
         return bool(status["viewers"] == count)
 
-    await until(connected, what=f"{count} viewers to connect", within=60)
+    await eventually(connected, what=f"{count} viewers to connect", within=60)
 
 
 async def _fanout_empty(web: Web) -> bool:
@@ -165,7 +166,7 @@ async def _nudged(client: Client, hub: WorkflowHandle[HubWorkflow, None]) -> boo
     """Publish one event and wait until the hub has it; True if no poll is in flight then."""
     before = await WorkflowStreamClient.create(client, hub.id).get_offset()
     await publish(client, hub.id, range(1))
-    await until(lambda: _offset_past(client, hub.id, before), what="the nudge to land")
+    await eventually(lambda: _offset_past(client, hub.id, before), what="the nudge to land")
     return await _in_flight(hub) == 0
 
 

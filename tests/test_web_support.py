@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,6 @@ from services.shared.models import NEWS_TOPIC, Headline
 from services.shared.settings import Settings
 from services.web.app import create_app
 from services.web.server import serving
-from testkit.waiting import eventually
 
 # Short enough that tests see streams close; the rest as in production.
 TEST_WEB = {"web_linger_seconds": 0.2, "web_heartbeat_seconds": 1.0}
@@ -134,13 +133,6 @@ async def take(events: AsyncIterator[SseEvent], topic: str, count: int) -> list[
 
 def items(events: list[SseEvent], topic: str) -> list[SseEvent]:
     return [e for e in events if e.event == topic]
-
-
-async def until(check: Callable[[], Awaitable[bool]], *, what: str, within: float = 30) -> None:
-    """``eventually`` for an async yes/no check."""
-    # mypy cannot solve eventually's sync-or-async union for an async check.
-    waiting: Any = eventually
-    await waiting(check, what=what, within=within)
 
 
 async def publish(
