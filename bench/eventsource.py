@@ -9,9 +9,9 @@ browser's EventSource reads (an HTTP/1.1 response, chunked, carrying SSE
 frames) in an :class:`asyncio.Protocol`: no per-event coroutine or timer.
 The server sees the same request and does the same work either way.
 
-It parses what the web service sends: a status line, headers, a chunked
-body; SSE lines ending in CRLF or LF; ``event``, ``data``, ``id`` and
-comments (the specification's ``retry`` changes nothing here).
+It takes apart what the web service sends (a status line, headers, a
+chunked body, lines ending in CRLF or LF) and reads the lines with the
+tests' own parser, ``testkit.sse``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import asyncio
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-# Called with (event, data) for each dispatched event; True ends the stream.
-OnEvent = Callable[[str, str], bool]
+from testkit.sse import SseEvent, SseParser
+
+# Called with each dispatched event; True ends the stream.
+OnEvent = Callable[[SseEvent], bool]
 
 
 class _Connection(asyncio.Protocol):
@@ -35,8 +37,7 @@ class _Connection(asyncio.Protocol):
         self._raw = b""  # received, not yet taken apart into chunks
         self._text = b""  # dechunked body, not yet a whole line
         self._head = True
-        self._event = ""  # the event being read: its type and data lines
-        self._data: list[str] = []
+        self._parser = SseParser()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101  a TCP connection is one
@@ -87,23 +88,11 @@ class _Connection(asyncio.Protocol):
 
     def _read_lines(self) -> None:
         *lines, self._text = self._text.split(b"\n")
-        for raw in lines:
-            line = raw.rstrip(b"\r").decode()
-            if not line:
-                if self._data or self._event:
-                    ended = self._on_event(self._event or "message", "\n".join(self._data))
-                    self._event, self._data = "", []
-                    if ended:
-                        self._finish("")
-                        return
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                self._event = value
-            elif field == "data":
-                self._data.append(value)
-            # id, retry and comments (an empty field name) need nothing here.
+        for line in lines:
+            event = self._parser.line(line.rstrip(b"\r").decode())
+            if event is not None and self._on_event(event):
+                self._finish("")
+                return
 
     def _finish(self, why: str) -> None:
         if not self._done.done():

@@ -38,6 +38,7 @@ from services.shared.backoff import one_line
 from services.shared.connect import connect
 from services.shared.settings import Settings
 from services.shared.streams import subscription
+from testkit.sse import SseEvent
 
 TOPIC = "bench"
 BIN_MS = 0.1  # latency histogram resolution
@@ -139,14 +140,14 @@ class _Figures:
 
 # -- sse: one EventSource-like connection per viewer ------------------------------
 async def _sse_viewer(url: str, viewer: _Viewer, figures: _Figures) -> None:
-    def on_event(event: str, data: str) -> bool:
-        if event == TOPIC:
-            figures.receive(viewer, Stamp(**json.loads(data)), time.time())
+    def on_event(event: SseEvent) -> bool:
+        if event.event == TOPIC:
+            figures.receive(viewer, Stamp(**event.json()), time.time())
             return viewer.finished
-        if event == "hello":
+        if event.event == "hello":
             figures.connect(viewer)
-        elif event in ("dropped", "end"):
-            figures.fail(viewer, f"the server sent {event!r} before the final event")
+        elif event.event in ("dropped", "end"):
+            figures.fail(viewer, f"the server sent {event.event!r} before the final event")
             return True
         return False
 

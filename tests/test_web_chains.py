@@ -23,10 +23,10 @@ from services.web.chain import describe
 from services.worker import build_worker
 from services.workflows import HubWorkflow, TickerWorkflow
 from testkit.devserver import DevServer, dev_server, free_port
+from testkit.sse import SseEvent
 from testkit.waiting import eventually
 from tests.processes import Service
 from tests.test_web_support import (
-    SseEvent,
     items,
     publish,
     read_until_end,

@@ -20,8 +20,9 @@ from services.web.chain import Position
 from services.web.fanout import Fanout
 from services.web.stream import Dropped, Item, Message, Stream
 from services.workflows import HubWorkflow
+from testkit.sse import SseEvent
 from testkit.waiting import eventually
-from tests.test_web_support import SseEvent, Web, publish, running_web, viewer
+from tests.test_web_support import Web, publish, running_web, viewer
 
 pytestmark = pytest.mark.usefixtures("worker")
 VIEWERS = 50

@@ -22,8 +22,8 @@ from services.shared.models import (
 from services.shared.settings import Settings
 from services.web.chain import describe
 from services.workflows import HubWorkflow, PipelineWorkflow, TickerWorkflow
+from testkit.sse import SseEvent
 from tests.test_web_support import (
-    SseEvent,
     Web,
     items,
     publish,

@@ -2,13 +2,12 @@
 
 The app runs under uvicorn on a free loopback port, in the test's event
 loop, against the real dev server; the tests talk to it with httpx over TCP,
-as a browser would, and parse the event stream themselves.
+as a browser would, and read the event stream with testkit.sse.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from services.shared.models import NEWS_TOPIC, Headline
 from services.shared.settings import Settings
 from services.web.app import create_app
 from services.web.server import serving
+from testkit.sse import SseEvent, SseParser
 
 # Short enough that tests see streams close; the rest as in production.
 TEST_WEB = {"web_linger_seconds": 0.2, "web_heartbeat_seconds": 1.0}
@@ -47,52 +47,12 @@ async def running_web(client: Client, settings: Settings, **overrides: Any) -> A
             yield Web(url, http)
 
 
-@dataclass(frozen=True)
-class SseEvent:
-    """One dispatched server-sent event."""
-
-    event: str
-    data: str
-    id: str | None
-    retry: int | None
-
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-    @property
-    def offset(self) -> int:
-        """The offset pinned by the id (``<first run id>:<offset>``)."""
-        assert self.id is not None, self
-        return int(self.id.rsplit(":", 1)[1])
-
-    @property
-    def chain(self) -> str:
-        assert self.id is not None, self
-        return self.id.rsplit(":", 1)[0]
-
-
 async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
-    """The events of a streaming response, parsed as the HTML spec's EventSource does."""
-    event, event_id, retry = "message", None, None
-    data: list[str] = []
+    """The events of a streaming response."""
+    parser = SseParser()
     async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                yield SseEvent(event, "\n".join(data), event_id, retry)
-            event, data, event_id, retry = "message", [], None, None
-            continue
-        if line.startswith(":"):
-            continue  # a comment: the heartbeat
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-        elif name == "id":
-            event_id = value
-        elif name == "retry":
-            retry = int(value)
+        if (event := parser.line(line)) is not None:
+            yield event
 
 
 @asynccontextmanager
