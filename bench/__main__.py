@@ -4,20 +4,25 @@ Each figure is measured beside its baseline, in the same run, on the same
 dev server: the library's defaults (poll_cooldown 100 ms; a publisher with
 batch_interval 2 s and no max_batch_size or flow control), the design
 before (one ledger fsync per event), or, for the browser path through the
-web service, a direct reader and one subscription per viewer. Prints a
-table; writes every figure, and the machine, to bench/results.json.
+web service, a direct reader and one subscription per viewer. Prints each
+table; writes every figure, the tables, the date, the machine and the
+command to bench/results.json, and the tables into docs/benchmarks.md's
+figures section (bench/page.py), so the page shows what was measured.
 
-BENCH_SCALE=0.1 runs a tenth of each load, for a quick look.
+BENCH_SCALE=0.1 runs a tenth of each load, for a quick look; such a run
+leaves the page alone (``python -m bench.page`` puts it there if wanted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import ledger
+from bench import ledger, page
 from bench.catchup import catch_up
 from bench.latency import latency
 from bench.report import (
@@ -26,7 +31,7 @@ from bench.report import (
     load_rows,
     machine,
     memory_text,
-    sse_rows,
+    sse_tables,
     write_json,
 )
 from bench.sse import sse
@@ -45,10 +50,32 @@ def say(line: str = "") -> None:
     print(f"bench: {line}", flush=True)
 
 
+def show(figures: dict[str, Any], title: str, rows: Iterable[str]) -> None:
+    """Print a titled table and keep it for results.json and the benchmarks page."""
+    kept = list(rows)
+    say(title)
+    for row in kept:
+        say(f"  {row}")
+    figures["tables"].append({"title": title, "rows": kept})
+
+
+def command(scale_set: str | None) -> str:
+    """How this run was started, as the page should tell a reader to repeat it."""
+    how = "make bench" if "MAKELEVEL" in os.environ else "python -m bench"
+    return how if scale_set is None else f"BENCH_SCALE={scale_set} {how}"
+
+
 async def main() -> None:
     logs.configure("bench", level="warning")  # the figures, not the services' chatter
-    scale = float(os.environ.get("BENCH_SCALE", "1"))
-    figures: dict[str, Any] = {"machine": machine(), "scale": scale}
+    began = time.monotonic()
+    scale_set = os.environ.get("BENCH_SCALE")
+    scale = float(scale_set or "1")
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "command": command(scale_set),
+        "scale": scale,
+        "tables": [],
+    }
     say(f"machine: {figures['machine']['cpu']}, {figures['machine']['cores']} cores")
     chosen = Settings().poll_cooldown_seconds * 1000
 
@@ -58,44 +85,60 @@ async def main() -> None:
             for rate, seconds in LATENCY_RUNS
             for cooldown in COOLDOWNS
         ]
-        say("publish-to-receive latency, one reader, events published one at a time")
-        for row in latency_rows(figures["latency"], chosen):
-            say(f"  {row}")
+        show(
+            figures,
+            "publish-to-receive latency, one reader, events published one at a time",
+            latency_rows(figures["latency"], chosen),
+        )
 
         seconds = 60 * scale
         figures["sustained"] = [
             await run_load(s, design, rate=RATE, seconds=seconds, within=seconds + 180)
             for design in (PROJECT, LIBRARY_DEFAULTS)
         ]
-        say(f"one stream, 4 publishers paced to {RATE:,} events/s in all, {seconds:.0f} s")
-        for row in load_rows(figures["sustained"]):
-            say(f"  {row}")
+        show(
+            figures,
+            f"one stream, 4 publishers paced to {RATE:,} events/s in all, {seconds:.0f} s",
+            load_rows(figures["sustained"]),
+        )
 
         each = round(250_000 * scale)
         figures["million"] = [
             await run_load(s, design, rate=RATE, events_each=each, within=each * 4 / RATE * 3 + 180)
             for design in (PROJECT, LIBRARY_DEFAULTS)
         ]
-        say(f"{each * 4:,} events through one stream (4 publishers, {RATE:,} events/s in all)")
-        for row in load_rows(figures["million"]):
-            say(f"  {row}")
         figures["worker_memory"] = s.worker_memory()
-        say(f"worker memory at the end: {memory_text(figures['worker_memory'])}")
+        show(
+            figures,
+            f"{each * 4:,} events through one stream (4 publishers, {RATE:,} events/s in all)",
+            [
+                *load_rows(figures["million"]),
+                f"worker memory at the end: {memory_text(figures['worker_memory'])}",
+            ],
+        )
 
     figures["catch_up"] = await catch_up(round(100_000 * scale), within=900)
-    say("subscriber catching up a backlog, recording each event in its ledger")
-    for row in catch_up_rows(figures["catch_up"]):
-        say(f"  {row}")
+    show(
+        figures,
+        "subscriber catching up a backlog, recording each event in its ledger",
+        catch_up_rows(figures["catch_up"]),
+    )
 
     figures["ledger"] = ledger.measure()
-    for row in ledger.table(figures["ledger"]):
-        say(f"ledger  {row}")
+    show(figures, "the subscriber's ledger after months", ledger.table(figures["ledger"]))
 
     figures["sse"] = await sse(scale=scale)
-    for row in sse_rows(figures["sse"]):
-        say(row)
+    for title, rows in sse_tables(figures["sse"]):
+        show(figures, title, rows)
+
+    figures["minutes"] = round((time.monotonic() - began) / 60, 1)
     write_json(RESULTS, figures)
     say(f"figures written to {RESULTS}")
+    if scale == 1:
+        page.write_page(figures)
+        say(f"and to {page.PAGE}'s figures section")
+    else:
+        say(f"BENCH_SCALE={scale_set}: {page.PAGE} left as it was (python -m bench.page)")
 
 
 if __name__ == "__main__":

@@ -165,8 +165,8 @@ def _failures(d: Delivery) -> list[str]:
     return rows
 
 
-def sse_rows(f: SseFigures) -> list[str]:
-    """The browser path and the many-viewers figures, each beside its baseline."""
+def sse_tables(f: SseFigures) -> list[tuple[str, list[str]]]:
+    """The browser path and the many-viewers figures, each beside its baseline, titled."""
     path, naive = f.browser_path, f.naive_bridge
     head = f"{'':<28} {'p50':>9} {'p99':>9} {'max':>9} {'complete':>16}"
     browser = [
@@ -201,10 +201,14 @@ def sse_rows(f: SseFigures) -> list[str]:
         f"the dev server logged {f.server_errors:,} ERROR lines (to a file, not here)"
     )
     return [
-        f"browser path at {path.rate:.0f} events/s, {path.published:,} events "
-        "(publish with force_flush to receipt)",
-        *(f"  {row}" for row in browser),
-        f"viewers of one stream at {naive.rate:.0f} events/s "
-        f"({f.client_processes} viewer processes)",
-        *(f"  {row}" for row in fanout),
+        (
+            f"browser path at {path.rate:.0f} events/s, {path.published:,} events "
+            "(publish with force_flush to receipt)",
+            browser,
+        ),
+        (
+            f"viewers of one stream at {naive.rate:.0f} events/s "
+            f"({f.client_processes} viewer processes)",
+            fanout,
+        ),
     ]
