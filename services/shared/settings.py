@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,6 +65,22 @@ class Settings:
     web_heartbeat_seconds: float = 15.0
     web_linger_seconds: float = 30.0
     web_hub_workflow_id: str = "hub-web"
+    # scenario 5: the llm-worker's model, and the assistant (docs/assistant.md)
+    llm_base_url: str | None = None  # unset: the built-in offline model answers
+    llm_api_key: str | None = field(default=None, repr=False)  # never printed
+    llm_model: str = "gpt-4o-mini"
+    llm_task_queue: str = "llm"
+    llm_heartbeat_timeout_seconds: float = 5.0
+    llm_turns_per_run: int = 10
+    llm_history_turns: int = 8
+    llm_history_chars: int = 8000
+    llm_publish_interval_seconds: float = 0.1
+    llm_offline_tokens_per_second: float = 40.0
+    assistant_prompt: str = (
+        "How do Workflow Streams keep a streamed answer exact when a worker dies?"
+    )
+    assistant_conversation_id: str = "assistant"
+    assistant_state_path: Path = Path("/data/assistant.json")
 
     @property
     def poll_cooldown(self) -> timedelta:
@@ -123,6 +139,27 @@ class Settings:
             web_heartbeat_seconds=e.number("WEB_HEARTBEAT_SECONDS", d.web_heartbeat_seconds),
             web_linger_seconds=e.number("WEB_LINGER_SECONDS", d.web_linger_seconds),
             web_hub_workflow_id=e.text("WEB_HUB_WORKFLOW_ID", d.web_hub_workflow_id),
+            llm_base_url=_llm_base_url(e),
+            llm_api_key=e.optional_text("LLM_API_KEY"),
+            llm_model=e.text("LLM_MODEL", d.llm_model),
+            llm_task_queue=e.text("LLM_TASK_QUEUE", d.llm_task_queue),
+            llm_heartbeat_timeout_seconds=_at_least(
+                e, "LLM_HEARTBEAT_TIMEOUT_SECONDS", d.llm_heartbeat_timeout_seconds, 1.0
+            ),
+            llm_turns_per_run=e.integer("LLM_TURNS_PER_RUN", d.llm_turns_per_run, minimum=1),
+            llm_history_turns=e.integer("LLM_HISTORY_TURNS", d.llm_history_turns, minimum=0),
+            llm_history_chars=e.integer("LLM_HISTORY_CHARS", d.llm_history_chars, minimum=0),
+            llm_publish_interval_seconds=e.number(
+                "LLM_PUBLISH_INTERVAL_SECONDS", d.llm_publish_interval_seconds
+            ),
+            llm_offline_tokens_per_second=e.number(
+                "LLM_OFFLINE_TOKENS_PER_SECOND", d.llm_offline_tokens_per_second
+            ),
+            assistant_prompt=e.text("ASSISTANT_PROMPT", d.assistant_prompt),
+            assistant_conversation_id=e.text(
+                "ASSISTANT_CONVERSATION_ID", d.assistant_conversation_id
+            ),
+            assistant_state_path=Path(e.text("ASSISTANT_STATE_PATH", str(d.assistant_state_path))),
         )
 
 
@@ -189,3 +226,26 @@ def _check_temporal_address(e: _Env) -> None:
             f"TEMPORAL_ADDRESS={raw!r} is not host:port; use for example temporal:7233, "
             "127.0.0.1:7233 or my-ns.a1b2c.tmprl.cloud:7233 (no scheme, port 1-65535)"
         )
+
+
+def _llm_base_url(e: _Env) -> str | None:
+    """LLM_BASE_URL, an http(s) URL such as http://localhost:11434/v1, or None (offline)."""
+    raw = e.optional_text("LLM_BASE_URL")
+    if raw is not None and not re.match(r"^https?://[^\s/]+", raw):
+        raise ConfigError(
+            f"LLM_BASE_URL={raw!r} is not an http(s) URL; use for example "
+            "https://api.openai.com/v1 or http://localhost:11434/v1, or leave it unset "
+            "for the built-in offline model"
+        )
+    return raw
+
+
+def _at_least(e: _Env, name: str, default: float, minimum: float) -> float:
+    """A number of seconds no smaller than ``minimum``."""
+    value = e.number(name, default)
+    if value < minimum:
+        raw = e.optional_text(name)
+        raise ConfigError(
+            f"{name}={raw!r} is out of range; use a number of seconds, {minimum} or more"
+        )
+    return value
