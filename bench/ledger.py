@@ -42,14 +42,14 @@ def _write_runs(path: Path, runs: int, keep_runs: int) -> None:
     try:
         for run in range(runs):
             run_id = f"run-{run:06d}"
-            ledger.append_all([Section("pipeline", run_id), Resume("pipeline", run_id, 0)])
+            ledger.append(Section("pipeline", run_id), Resume("pipeline", run_id, 0))
             events = [
                 Event("pipeline", run_id, stage * STEPS + step, name, step + 1, STEPS)
                 for stage, name in enumerate(WORK_STAGES)
                 for step in range(STEPS)
             ]
             events.append(Event("pipeline", run_id, len(events), FINAL_STAGE, 1, 1))
-            ledger.append_events(events)
+            ledger.append(*events)
     finally:
         ledger.close()
 

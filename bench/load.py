@@ -205,7 +205,7 @@ async def read_per_event(
                 event = Event(
                     args.hub, handle.run_id, item.offset, stage.stage, stage.step, stage.steps
                 )
-                ledger.append_events([event])
+                ledger.append(event)
                 recorded += 1
                 if stage.stage == FINAL_STAGE:
                     break

@@ -119,9 +119,6 @@ class StackSubscriber(Service):
         super().__init__(stack, "subscriber")
         self.ledger = ledger
 
-    def read_ledger(self) -> str:
-        return self.ledger.read_text(encoding="utf-8")
-
 
 class Stack:
     """The compose project this container belongs to."""

@@ -10,9 +10,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from services.shared.ledger import Audit, Event, Record, Resume, audit, parse
+from services.shared.ledger import Audit, Event, Record, Resume, audit, load
 from testkit.waiting import wait_until
 
 
@@ -25,8 +26,9 @@ class Subscriber(Protocol):
     def start(self) -> None:
         """Start it again with the same ledger."""
 
-    def read_ledger(self) -> str:
-        """The ledger's text; raises OSError (or RuntimeError) while unreadable."""
+    @property
+    def ledger(self) -> Path:
+        """Where its ledger is, readable from here."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,11 @@ def _events(records: list[Record]) -> list[Event]:
 
 
 def read(subscriber: Subscriber) -> list[Record] | None:
-    """Parsed ledger, or None while it cannot be read (container stopped, say)."""
+    """Parsed ledger, or None while it does not exist or cannot be read."""
     try:
-        text = subscriber.read_ledger()
-    except (OSError, RuntimeError):
+        return load(subscriber.ledger)  # a damaged ledger is a finding: let LedgerError out
+    except OSError:
         return None
-    return parse(text, "ledger")  # a damaged ledger is a finding: let LedgerError out
 
 
 def audit_ledger(subscriber: Subscriber) -> Audit:
@@ -218,14 +219,14 @@ def verdict(report: Report) -> str:
     head = "PASS" if report.ok else "FAIL"
     line = (
         f"verdict: {head}: kills={len(report.kills)} sections={a.sections} events={a.events} "
-        f"missing={len(a.missing)} repeated={len(a.repeated)} "
+        f"missing={a.missing.count} repeated={a.repeated.count} "
         f"slowest kill-to-resumed-event={slowest:.1f}s"
     )
     details = [
-        f"missing offsets (run:offset): {', '.join(a.missing[:10])}" if a.missing else "",
-        f"repeated offsets (run:offset): {', '.join(a.repeated[:10])}" if a.repeated else "",
-        f"records outside their section: {'; '.join(a.stray[:5])}" if a.stray else "",
-        f"runs left before their end: {', '.join(a.abandoned)}" if a.abandoned else "",
+        f"missing offsets (run:offsets): {', '.join(a.missing.examples)}" if a.missing else "",
+        f"repeated offsets (run:offset): {', '.join(a.repeated.examples)}" if a.repeated else "",
+        f"records outside their section: {'; '.join(a.stray.examples)}" if a.stray else "",
+        f"runs left before their end: {', '.join(a.abandoned.examples)}" if a.abandoned else "",
         f"resumed at the wrong offset: {seams}" if seams else "",
     ]
     return "\n".join([line, *[d for d in details if d]])

@@ -119,7 +119,7 @@ async def chaos_temporal(stack: Stack, settings: Settings, say: Callable[[str], 
     ok = result.ok and gapless and same == list(LONG_RUNNING)
     print(
         f"verdict: {'PASS' if ok else 'FAIL'}: subscriber events={result.events} "
-        f"missing={len(result.missing)} repeated={len(result.repeated)}; "
+        f"missing={result.missing.count} repeated={result.repeated.count}; "
         f"ticker complete={gapless}; services reconnected in place={len(same)}/{len(LONG_RUNNING)}",
         flush=True,
     )

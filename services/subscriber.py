@@ -128,7 +128,7 @@ async def _follow(
         async for batch in batches:
             # Never record an offset twice, and nothing after the terminal event.
             events = _events(run, [i for i in batch if i.offset >= next_offset])
-            ledger.append_events(events)
+            ledger.append(*events)
             _log_recorded(events)
             if events:
                 next_offset = events[-1].offset + 1

@@ -106,6 +106,3 @@ class SubscriberProcess(Service):
     def __init__(self, env: dict[str, str], log_path: Path, ledger: Path) -> None:
         super().__init__("subscriber", {**env, "LEDGER_PATH": str(ledger)}, log_path)
         self.ledger = ledger
-
-    def read_ledger(self) -> str:
-        return self.ledger.read_text()

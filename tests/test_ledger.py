@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.subscriber import read
 from services.shared.ledger import (
     RESET_HINT,
     End,
@@ -22,10 +23,11 @@ from services.shared.ledger import (
     Section,
     Totals,
     audit,
-    parse,
+    load,
     summarize,
 )
 from services.shared.models import FINAL_STAGE
+from tests.processes import SubscriberProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run(ledger: Ledger, run_id: str, offsets: list[int], *, final: bool = False) -> None:
     ledger.append(Section("wf", run_id))
     ledger.append(Resume("wf", run_id, offsets[0] if offsets else 0))
-    ledger.append_events([Event("wf", run_id, o, "validating", 1, 1) for o in offsets])
+    ledger.append(*[Event("wf", run_id, o, "validating", 1, 1) for o in offsets])
     if final:
         ledger.append(Event("wf", run_id, len(offsets), FINAL_STAGE, 1, 1))
 
 
 def _records(path: Path) -> list[Record]:
-    return list(parse(path.read_bytes(), str(path)))
+    return load(path) or []
 
 
 def test_position_is_the_last_complete_line(tmp_path: Path) -> None:
@@ -66,7 +68,7 @@ def test_torn_last_line_is_cut_and_reported(tmp_path: Path) -> None:
     reopened = Ledger.open(path)
     assert reopened.repaired_bytes > 0
     assert reopened.position is not None and reopened.position.next_offset == 2
-    assert path.read_text().endswith("\n")
+    assert path.read_bytes().endswith(b"\n")
     reopened.close()
 
 
@@ -105,23 +107,26 @@ def test_damage_is_refused_with_the_fix_and_nothing_rewritten(
     Ledger.open(tmp_path / "other.jsonl").close()  # the refusal released its lock
 
 
-def _in_another_process(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` with the ledger imported; it must fail with a LedgerError, printed."""
+def _child(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python process of its own, with the ledger's names imported."""
     script = "\n".join(
         [
             "import sys",
             "from pathlib import Path",
-            "from services.shared.ledger import Event, Ledger, LedgerError",
-            "try:",
-            textwrap.indent(textwrap.dedent(code).strip(), "    "),
-            "except LedgerError as err:",
-            "    print(type(err).__name__, err)",
-            "    sys.exit(3)",
+            "from services.shared.ledger import Event, Ledger, LedgerError, Section, audit",
+            textwrap.dedent(code).strip(),
         ]
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
+
+
+def _in_another_process(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in another process; it must fail with a LedgerError, printed."""
+    body = textwrap.indent(textwrap.dedent(code).strip(), "    ")
+    handler = "except LedgerError as err:\n    print(type(err).__name__, err)\n    sys.exit(3)"
+    done = _child(f"try:\n{body}\n{handler}")
     assert done.returncode == 3, done.stdout + done.stderr
     return done
 
@@ -144,7 +149,7 @@ def test_a_short_write_is_cut_back_and_reported(tmp_path: Path) -> None:
         ledger = Ledger.open(Path({str(path)!r}))
         limit = Path({str(path)!r}).stat().st_size + 10
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-        ledger.append_events([Event("wf", "r1", o, "validating", 1, 1) for o in (2, 3)])
+        ledger.append(*[Event("wf", "r1", o, "validating", 1, 1) for o in (2, 3)])
         """
     )
     assert (
@@ -192,9 +197,9 @@ def test_compaction_keeps_the_file_flat_and_the_counts_whole(tmp_path: Path) -> 
     assert [s.run_id for s in sections] == ["r45", "r46", "r47", "r48", "r49", "open"]
     (totals,) = [r for r in records if isinstance(r, Totals)]
     assert (totals.runs, totals.events, totals.missing, totals.repeated) == (45, 45 * 4, 0, 0)
-    assert len(path.read_text().splitlines()) == 1 + 5 * 6 + 4  # totals, 5 runs, the open one
+    assert len(path.read_bytes().splitlines()) == 1 + 5 * 6 + 4  # totals, 5 runs, the open one
 
-    result = audit(parse(path.read_bytes(), str(path)))
+    result = audit(_records(path))
     assert result.ok and (result.sections, result.events) == (51, 50 * 4 + 2)
     reopened = Ledger.open(path, keep_runs=3)
     assert reopened.finished_runs == 50
@@ -208,8 +213,35 @@ def test_compaction_carries_a_fault_into_the_totals(tmp_path: Path) -> None:
     _run(ledger, "r0", [0, 2], final=True)  # offset 1 missing
     _run(ledger, "r1", [0], final=True)  # two finished: r0 is folded
     ledger.close()
-    result = audit(parse(path.read_bytes(), str(path)))
-    assert not result.ok and result.missing[0].startswith("1 in runs compacted since")
+    result = audit(_records(path))
+    assert not result.ok and result.missing.examples[0].startswith("1 in runs compacted since")
+
+
+def test_a_second_compaction_keeps_the_first_ones_fault_counts(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path, keep_runs=1)
+    _run(ledger, "r0", [0, 5], final=True)  # offsets 1..4 missing: 4 faults
+    _run(ledger, "r1", [0], final=True)  # first compaction: r0 folded into totals
+    _run(ledger, "r2", [0], final=True)  # second: those totals and r1 folded again
+    ledger.close()
+    (totals,) = [r for r in _records(path) if isinstance(r, Totals)]
+    assert (totals.runs, totals.missing) == (2, 4)
+    result = audit(_records(path))
+    assert (result.sections, result.missing.count) == (3, 4)
+
+
+def test_a_huge_gap_is_counted_not_listed(tmp_path: Path) -> None:
+    """One damaged offset of 10**15: counted as one range, in a process held to 1 GiB."""
+    done = _child(
+        """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
+        result = audit([Section("wf", "r1"), Event("wf", "r1", 10**15, "x", 1, 1)])
+        print(result.missing.count, result.missing.examples)
+        """
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split(" ", 1) == [str(10**15), "['r1:0..999999999999999']\n"]
 
 
 def test_audit_passes_a_clean_ledger_and_catches_every_fault(tmp_path: Path) -> None:
@@ -225,9 +257,9 @@ def test_audit_passes_a_clean_ledger_and_catches_every_fault(tmp_path: Path) -> 
     ledger.append(Event("wf", "r1", 9, "x", 1, 1))  # wrong run
     ledger.close()
     faulty = audit(_records(path))
-    assert faulty.repeated == ["r2:1"]
-    assert faulty.missing == ["r2:2", "r2:3"]
-    assert faulty.stray == ["event for run r1 outside its section"]
+    assert (faulty.repeated.count, faulty.repeated.examples) == (1, ["r2:1"])
+    assert (faulty.missing.count, faulty.missing.examples) == (2, ["r2:2..3"])
+    assert faulty.stray.examples == ["event for run r1 outside its section"]
     assert not faulty.ok
 
 
@@ -242,7 +274,7 @@ def test_a_run_left_before_its_end_is_abandoned_unless_an_end_record_closes_it(
     _run(ledger, "r3", [0])
     assert ledger.finished_runs == 1  # r2, by its end record; never r1
     ledger.close()
-    assert audit(_records(path)).abandoned == ["r1 at offset 2"]
+    assert audit(_records(path)).abandoned.examples == ["r1 at offset 2"]
 
 
 def test_summary_reads_what_a_dashboard_shows(tmp_path: Path) -> None:
@@ -261,6 +293,94 @@ def test_summary_reads_what_a_dashboard_shows(tmp_path: Path) -> None:
     assert summary.last_event is not None and summary.last_event.offset == 2
     assert summary.position is not None and summary.position.run_id == "r3"
     assert [r.run_id for r in summary.resumes] == ["r2", "r3"]  # the kept ones
+
+
+def test_summary_keeps_the_newest_resumes_and_no_more(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    for run in range(3):
+        _run(ledger, f"r{run}", [0], final=True)
+    ledger.close()
+    for keep, newest in ((0, []), (1, ["r2"]), (2, ["r1", "r2"]), (9, ["r0", "r1", "r2"])):
+        summary = summarize(path, resumes=keep)
+        assert summary is not None and [r.run_id for r in summary.resumes] == newest
+
+
+def test_damage_above_a_torn_tail_is_refused_and_the_tail_left_as_it_was(tmp_path: Path) -> None:
+    """Refusing means nothing rewritten: the torn tail is not cut before the file is judged."""
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", [0, 1])
+    ledger.close()
+    with path.open("ab") as f:
+        f.write(b"GARBAGE\n" + b'{"kind":"event","workflow_id":"wf","run_id":"r1","off')
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="line 5"):
+        Ledger.open(path)
+    assert path.read_bytes() == before
+
+
+def test_a_character_torn_at_the_tail_is_read_like_any_torn_line(tmp_path: Path) -> None:
+    """A kill can split a multi-byte character; the chaos tools and tests still read the rest."""
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", [0])
+    ledger.close()
+    with path.open("ab") as f:  # killed after the first byte of "ü" (0xc3 0xbc)
+        f.write('{"kind":"end","workflow_id":"wf","run_id":"r1","why":"Zü'.encode()[:-1])
+    records = read(SubscriberProcess({}, tmp_path / "s.log", path))
+    assert records is not None and [r.KIND for r in records] == ["section", "resume", "event"]
+    summary = summarize(path)
+    assert summary is not None and summary.events == 1
+
+
+def test_a_compaction_on_a_full_disk_is_refused_and_leaves_no_copy(tmp_path: Path) -> None:
+    """The copy's path points at /dev/full, where every write fails with ENOSPC, as on a
+    full volume. The ledger must stay whole, the copy must not be left to fill the disk
+    further, and the next compaction (space freed) must work."""
+    path = tmp_path / "events.jsonl"
+    copy = tmp_path / "events.jsonl.compacting"
+    ledger = Ledger.open(path, keep_runs=1)
+    _run(ledger, "r0", [0], final=True)
+    copy.symlink_to("/dev/full")
+    with pytest.raises(LedgerError, match=r"could not compact .* free space"):
+        _run(ledger, "r1", [0], final=True)
+    assert not copy.is_symlink() and not copy.exists()
+    assert [s.run_id for s in _records(path) if isinstance(s, Section)] == ["r0", "r1"]
+    _run(ledger, "r2", [0], final=True)  # compacts now
+    ledger.close()
+    result = audit(_records(path))
+    assert result.ok and result.sections == 3 and ledger.finished_runs == 3
+
+
+def test_a_kill_during_compaction_leaves_the_ledger_whole_and_the_copy_is_removed(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL at the worst instant: the copy is written and fsynced, not yet in place."""
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path, keep_runs=1)
+    _run(ledger, "r0", [0, 1], final=True)
+    ledger.close()
+    done = _child(
+        f"""
+        import os, signal
+        from services.shared.models import FINAL_STAGE
+        ledger = Ledger.open(Path({str(path)!r}), keep_runs=1)
+        Path.replace = lambda self, target: os.kill(os.getpid(), signal.SIGKILL)
+        ledger.append(Section("wf", "r1"), Event("wf", "r1", 0, FINAL_STAGE, 1, 1))
+        """
+    )
+    assert done.returncode == -9, done.stderr[-2000:]
+    copy = tmp_path / "events.jsonl.compacting"
+    assert copy.exists()  # what the kill left behind
+    reopened = Ledger.open(path, keep_runs=1)
+    assert not copy.exists()
+    assert reopened.finished_runs == 2 and reopened.position is not None
+    assert reopened.position.run_id == "r1" and reopened.position.finished
+    _run(reopened, "r2", [0], final=True)  # and compaction works again
+    reopened.close()
+    result = audit(_records(path))
+    assert result.ok and (result.sections, result.events) == (3, 3 + 1 + 2)
 
 
 @pytest.mark.skipif(os.getuid() == 0, reason="root can write anywhere")

@@ -158,7 +158,7 @@ def test_a_pinned_run_that_is_gone_is_ended_and_the_next_run_followed(
     gone = str(uuid.uuid4())
     ledger = Ledger.open(subscriber.ledger)
     ledger.append(Section(workflow_id, gone))
-    ledger.append_events([Event(workflow_id, gone, o, "validating", o + 1, 3) for o in range(2)])
+    ledger.append(*[Event(workflow_id, gone, o, "validating", o + 1, 3) for o in range(2)])
     ledger.close()
     subscriber.start()
     assert subscriber.wait() == 0, subscriber.logs()[-3:]

@@ -6,8 +6,8 @@
 * ``store``: the locked, crash-safe, self-compacting file the subscriber writes.
 """
 
-from services.shared.ledger.audit import Audit, audit
-from services.shared.ledger.reading import RESET_HINT, LedgerError, Summary, parse, summarize
+from services.shared.ledger.audit import Audit, Faults, audit
+from services.shared.ledger.reading import RESET_HINT, LedgerError, Summary, load, parse, summarize
 from services.shared.ledger.records import (
     End,
     Event,
@@ -25,6 +25,7 @@ __all__ = [
     "Audit",
     "End",
     "Event",
+    "Faults",
     "Ledger",
     "LedgerBusy",
     "LedgerError",
@@ -36,6 +37,7 @@ __all__ = [
     "Totals",
     "audit",
     "finishes_run",
+    "load",
     "parse",
     "summarize",
 ]

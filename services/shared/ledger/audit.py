@@ -14,6 +14,25 @@ from services.shared.ledger.records import (
     finishes_run,
 )
 
+# How many faults of each kind an audit names; beyond these it only counts.
+EXAMPLES = 10
+
+
+@dataclass
+class Faults:
+    """How many faults of one kind, and the first few, named (offsets as ranges)."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, what: str, count: int = 1) -> None:
+        self.count += count
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(what)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
 
 @dataclass
 class Audit:
@@ -22,10 +41,10 @@ class Audit:
     sections: int = 0
     events: int = 0
     restarts: int = 0
-    missing: list[str] = field(default_factory=list)  # "run:offset"
-    repeated: list[str] = field(default_factory=list)
-    stray: list[str] = field(default_factory=list)  # records outside their section
-    abandoned: list[str] = field(default_factory=list)  # sections left before their end
+    missing: Faults = field(default_factory=Faults)  # offsets never recorded: "run:first..last"
+    repeated: Faults = field(default_factory=Faults)  # offsets recorded again: "run:offset"
+    stray: Faults = field(default_factory=Faults)  # records outside their section
+    abandoned: Faults = field(default_factory=Faults)  # sections left before their end
 
     @property
     def ok(self) -> bool:
@@ -38,6 +57,7 @@ def audit(records: Iterable[Record]) -> Audit:
     Every section but the last must be finished: moving on to a new run
     before that would silently drop the rest of the old one. Runs folded into
     a ``totals`` record by compaction were audited then; their counts carry over.
+    A gap is counted, never listed offset by offset: one damaged offset can be huge.
     """
     result = Audit()
     run_id: str | None = None
@@ -49,12 +69,12 @@ def audit(records: Iterable[Record]) -> Audit:
             continue
         if isinstance(record, Section):
             if not finished:
-                result.abandoned.append(f"{run_id} at offset {expected}")
+                result.abandoned.add(f"{run_id} at offset {expected}")
             result.sections += 1
             run_id, expected, finished = record.run_id, 0, False
             continue
         if record.run_id != run_id:
-            result.stray.append(f"{record.KIND} for run {record.run_id} outside its section")
+            result.stray.add(f"{record.KIND} for run {record.run_id} outside its section")
             continue
         finished = finished or finishes_run(record)
         if isinstance(record, Resume):
@@ -63,9 +83,11 @@ def audit(records: Iterable[Record]) -> Audit:
             continue
         result.events += 1
         if record.offset < expected:
-            result.repeated.append(f"{run_id}:{record.offset}")
+            result.repeated.add(f"{run_id}:{record.offset}")
         elif record.offset > expected:
-            result.missing.extend(f"{run_id}:{o}" for o in range(expected, record.offset))
+            last = record.offset - 1
+            span = f"{expected}" if last == expected else f"{expected}..{last}"
+            result.missing.add(f"{run_id}:{span}", record.offset - expected)
         expected = max(expected, record.offset + 1)
     return result
 
@@ -78,6 +100,7 @@ def _carry(result: Audit, totals: Totals) -> None:
         (totals.missing, result.missing),
         (totals.repeated, result.repeated),
         (totals.abandoned, result.abandoned),
+        (totals.stray, result.stray),
     ):
         if count:
-            into.append(f"{count} in runs compacted since {totals.since}")
+            into.add(f"{count} in runs compacted since {totals.since}", count)

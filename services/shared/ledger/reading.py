@@ -8,6 +8,7 @@ fix, because the ledger is the subscriber's resume position.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def complete_part(data: bytes) -> bytes:
 
 
 def parse(data: bytes | str, source: str) -> list[Record]:
-    """Every complete line of ``data`` as a record; LedgerError names a bad one."""
+    """Every complete line of ``data`` as a record; LedgerError names a bad one.
+
+    Bytes, not text: a kill can tear a multi-byte character at the tail, and
+    only the complete lines are decoded.
+    """
     raw = data.encode() if isinstance(data, str) else data
     records: list[Record] = []
     for number, line in enumerate(complete_part(raw).splitlines(), start=1):
@@ -67,17 +72,28 @@ class Summary:
     resumes: list[Resume]  # the kept ones, oldest first
 
 
-def summarize(path: Path, *, resumes: int = 20) -> Summary | None:
-    """Read ``path`` without taking its lock; None while it does not exist."""
+def load(path: Path) -> list[Record] | None:
+    """The records of the ledger at ``path``, read without its lock; None while it is absent.
+
+    The one way to read a ledger from outside: bytes, complete lines only.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    return parse(data, str(path))
+
+
+def summarize(path: Path, *, resumes: int = 20) -> Summary | None:
+    """Read ``path`` without taking its lock; None while it does not exist."""
+    records = load(path)
+    if records is None:
+        return None
     runs = events = 0
     position: Position | None = None
     last_event: Event | None = None
-    seams: list[Resume] = []
-    for record in parse(data, str(path)):
+    seams: deque[Resume] = deque(maxlen=resumes)  # the newest ``resumes``; none for 0
+    for record in records:
         position = advance(position, record)
         if isinstance(record, Totals):
             runs, events = runs + record.runs, events + record.events
@@ -86,5 +102,5 @@ def summarize(path: Path, *, resumes: int = 20) -> Summary | None:
         elif isinstance(record, Event):
             events, last_event = events + 1, record
         elif isinstance(record, Resume):
-            seams = [*seams[-(resumes - 1) :], record] if resumes else []
-    return Summary(runs, events, position, last_event, seams)
+            seams.append(record)
+    return Summary(runs, events, position, last_event, list(seams))

@@ -22,55 +22,58 @@ def now() -> str:
 
 
 @dataclass(frozen=True)
-class Section:
+class _Stamped:
+    """Every record carries when it was written, as its last field on disk."""
+
+    at: str = field(default_factory=now, kw_only=True)
+
+
+@dataclass(frozen=True)
+class _OfRun(_Stamped):
+    """A record about one workflow run."""
+
+    workflow_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Section(_OfRun):
     """The subscriber attached to a new pipeline run; offsets below belong to it only."""
 
     KIND: ClassVar[str] = "section"
-    workflow_id: str
-    run_id: str
-    at: str = field(default_factory=now)
 
 
 @dataclass(frozen=True)
-class Resume:
+class Resume(_OfRun):
     """The subscriber (re)attached to the open section at ``next_offset``: a seam."""
 
     KIND: ClassVar[str] = "resume"
-    workflow_id: str
-    run_id: str
     next_offset: int
     why: str = ""
-    at: str = field(default_factory=now)
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(_OfRun):
     """One stream item, processed."""
 
     KIND: ClassVar[str] = "event"
-    workflow_id: str
-    run_id: str
     offset: int
     stage: str
     step: int
     steps: int
-    at: str = field(default_factory=now)
 
 
 @dataclass(frozen=True)
-class End:
+class End(_OfRun):
     """The run closed without its terminal event (terminated, or gone), and why."""
 
     KIND: ClassVar[str] = "end"
-    workflow_id: str
-    run_id: str
     status: str
     why: str = ""
-    at: str = field(default_factory=now)
 
 
 @dataclass(frozen=True)
-class Totals:
+class Totals(_Stamped):
     """What compaction folded away: earlier runs, counted and audited."""
 
     KIND: ClassVar[str] = "totals"
@@ -81,7 +84,7 @@ class Totals:
     repeated: int
     abandoned: int
     since: str
-    at: str = field(default_factory=now)
+    stray: int = 0  # records outside their section (absent in ledgers written before it)
 
 
 Record = Section | Resume | Event | End | Totals
@@ -96,6 +99,7 @@ def finishes_run(record: Record) -> bool:
 def encode(record: Record) -> bytes:
     """One line, newline included."""
     body = {"kind": record.KIND, **asdict(record)}
+    body["at"] = body.pop("at")  # declared first (a base class), written last
     return (json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 

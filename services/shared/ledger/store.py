@@ -12,7 +12,8 @@ process has it. The file stays small for months: once it holds twice
 ``keep_runs`` finished runs in full, the oldest are folded into one
 ``totals`` record (audited as they are folded) so that ``keep_runs`` remain,
 in a copy that replaces the file atomically. Folding in bulk keeps the cost
-of rewriting to one copy every ``keep_runs`` runs.
+of rewriting to one copy every ``keep_runs`` runs. A copy left behind (a kill
+or a full disk mid-compaction) is never the ledger: it is removed on open.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ import errno
 import fcntl
 import os
 import socket
-from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
 from services.shared.ledger.audit import audit
 from services.shared.ledger.reading import LedgerError, complete_part, parse
 from services.shared.ledger.records import (
-    Event,
     Position,
     Record,
     Section,
@@ -76,14 +75,21 @@ class Ledger:
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         if created:
             _fsync_directory(self.path.parent)  # the new name itself must survive a crash
+        self._copy().unlink(missing_ok=True)  # a compaction that never replaced the file
         data = self.path.read_bytes()
         complete = complete_part(data)
+        # Validate first: a file damaged elsewhere is refused as it is, torn tail and all.
+        records = parse(complete, str(self.path))
         self.repaired_bytes = len(data) - len(complete)
         if self.repaired_bytes:  # the kill-mid-write case: drop the partial line
             os.ftruncate(self._fd, len(complete))
             os.fsync(self._fd)
-        for record in parse(complete, str(self.path)):
+        for record in records:
             self._account(record)
+
+    def _copy(self) -> Path:
+        """Where compaction writes the file's replacement."""
+        return self.path.with_name(self.path.name + ".compacting")
 
     def _account(self, record: Record) -> None:
         was_finished = self.position is not None and self.position.finished
@@ -94,16 +100,8 @@ class Ledger:
             self.finished_runs += 1
             self._kept_finished += 1
 
-    def append(self, record: Record) -> None:
-        """Write one record durably."""
-        self.append_all([record])
-
-    def append_events(self, events: Sequence[Event]) -> None:
-        """Write a delivered batch durably: one write, one fsync."""
-        self.append_all(events)
-
-    def append_all(self, records: Sequence[Record]) -> None:
-        """Write ``records`` in one write and one fsync, or not at all."""
+    def append(self, *records: Record) -> None:
+        """Write ``records`` (one, or a delivered batch): one write and one fsync, or nothing."""
         if not records:
             return
         _write_whole(self._fd, b"".join(encode(r) for r in records), self.path)
@@ -125,16 +123,25 @@ class Ledger:
             runs=result.sections,
             events=result.events,
             restarts=result.restarts,
-            missing=len(result.missing),
-            repeated=len(result.repeated),
-            abandoned=len(result.abandoned),
+            missing=result.missing.count,
+            repeated=result.repeated.count,
+            abandoned=result.abandoned.count,
+            stray=result.stray.count,
             since=previous[0].since if previous else _first_at(folded),
         )
-        replacement = self.path.with_name(self.path.name + ".compacting")
-        with replacement.open("wb") as out:
-            out.write(b"".join(encode(r) for r in [totals, *kept]))
-            out.flush()
-            os.fsync(out.fileno())
+        replacement = self._copy()
+        try:
+            with replacement.open("wb") as out:
+                out.write(b"".join(encode(r) for r in [totals, *kept]))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as err:
+            with suppress(OSError):
+                replacement.unlink()
+            raise LedgerError(
+                f"could not compact ledger {self.path} ({err.strerror or err}): the ledger "
+                f"itself is whole and holds every record; free space on its volume and restart."
+            ) from err
         replacement.replace(self.path)
         _fsync_directory(self.path.parent)
         os.close(self._fd)
