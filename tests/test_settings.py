@@ -39,6 +39,7 @@ def test_values_are_read_and_trimmed() -> None:
         ("PIPELINE_STEP_SECONDS", "fast", "a number of seconds"),
         ("PIPELINE_STEP_SECONDS", "-1", "a number of seconds"),
         ("PIPELINE_STEP_SECONDS", "nan", "a number of seconds"),
+        ("POLL_COOLDOWN_SECONDS", "0", "above 0 (for example 0.05): at 0 a reader"),
         ("TICKER_TICKS", "-3", "a whole number at least 1"),
         ("PIPELINE_STEPS_PER_STAGE", "2.5", "a whole number at least 1"),
         ("CONNECT_ATTEMPTS", "0", "a whole number at least 1"),
@@ -54,6 +55,19 @@ def test_bad_values_are_refused_by_name(name: str, value: str, accepted: str) ->
     message = str(caught.value)
     assert message.startswith(f"{name}={value!r}")
     assert accepted in message
+
+
+def test_a_viewer_buffer_larger_than_the_replay_window_is_refused_naming_both() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"WEB_VIEWER_BUFFER": "600", "WEB_REPLAY_EVENTS": "100"})
+    assert str(caught.value).startswith(
+        "WEB_VIEWER_BUFFER=600 is larger than WEB_REPLAY_EVENTS=100"
+    )
+    assert "use at most 100" in str(caught.value)
+    with pytest.raises(ConfigError, match="WEB_VIEWER_BUFFER=500 is larger"):  # the default
+        Settings.from_env({"WEB_REPLAY_EVENTS": "100"})
+    fits = Settings.from_env({"WEB_VIEWER_BUFFER": "100", "WEB_REPLAY_EVENTS": "100"})
+    assert (fits.web_viewer_buffer, fits.web_replay_events) == (100, 100)
 
 
 class _Recording(dict[str, str]):

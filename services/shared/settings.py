@@ -107,7 +107,9 @@ class Settings:
                 "CONNECT_MAX_BACKOFF_SECONDS", d.connect_max_backoff_seconds
             ),
             reconnect_attempts=e.integer("RECONNECT_ATTEMPTS", d.reconnect_attempts, minimum=1),
-            poll_cooldown_seconds=e.number("POLL_COOLDOWN_SECONDS", d.poll_cooldown_seconds),
+            poll_cooldown_seconds=e.number(
+                "POLL_COOLDOWN_SECONDS", d.poll_cooldown_seconds, above_0=_BUSY_LOOP
+            ),
             on_refusal=e.choice("ON_REFUSAL", d.on_refusal, ON_REFUSAL),
             health_file=Path(e.text("HEALTH_FILE", str(d.health_file))),
             order_id=e.optional_text("ORDER_ID"),
@@ -134,7 +136,7 @@ class Settings:
             ),
             web_max_viewers=e.integer("WEB_MAX_VIEWERS", d.web_max_viewers, minimum=1),
             web_max_streams=e.integer("WEB_MAX_STREAMS", d.web_max_streams, minimum=1),
-            web_viewer_buffer=e.integer("WEB_VIEWER_BUFFER", d.web_viewer_buffer, minimum=1),
+            web_viewer_buffer=_viewer_buffer(e, d.web_viewer_buffer, d.web_replay_events),
             web_replay_events=e.integer("WEB_REPLAY_EVENTS", d.web_replay_events, minimum=1),
             web_heartbeat_seconds=e.number("WEB_HEARTBEAT_SECONDS", d.web_heartbeat_seconds),
             web_linger_seconds=e.number("WEB_LINGER_SECONDS", d.web_linger_seconds),
@@ -196,23 +198,44 @@ class _Env:
         try:
             value = int(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a number; use {accepted}") from None
+            raise ConfigError(f"{name}={raw!r} is not a whole number; use {accepted}") from None
         if value < minimum or (maximum is not None and value > maximum):
             raise ConfigError(f"{name}={raw!r} is out of range; use {accepted}")
         return value
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, above_0: str = "") -> float:
+        """Seconds, 0 or more; with ``above_0`` (why 0 is wrong), more than 0."""
         raw = self._raw(name)
         if raw is None:
             return default
         accepted = "a number of seconds, 0 or more (for example 0.5)"
+        if above_0:
+            accepted = f"a number of seconds above 0 (for example 0.05): {above_0}"
         try:
             value = float(raw)
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a number; use {accepted}") from None
-        if not value >= 0 or value == float("inf"):  # also rejects nan
+        if not value >= 0 or value == float("inf") or (above_0 and value == 0):  # and nan
             raise ConfigError(f"{name}={raw!r} is out of range; use {accepted}")
         return value
+
+
+# Why POLL_COOLDOWN_SECONDS must be above 0; subscribe()'s docstring warns of it too
+# ("Avoid timedelta(0): an idle subscriber busy-loops").
+_BUSY_LOOP = "at 0 a reader that has caught up polls again at once, a busy loop"
+
+
+def _viewer_buffer(e: _Env, default: int, replay_default: int) -> int:
+    """WEB_VIEWER_BUFFER, at most WEB_REPLAY_EVENTS: a viewer holds no more than the window."""
+    buffer = e.integer("WEB_VIEWER_BUFFER", default, minimum=1)
+    replay = e.integer("WEB_REPLAY_EVENTS", replay_default, minimum=1)
+    if buffer > replay:
+        raise ConfigError(
+            f"WEB_VIEWER_BUFFER={buffer} is larger than WEB_REPLAY_EVENTS={replay}; a viewer's "
+            f"buffer must fit in the replay window: use at most {replay}, or raise "
+            "WEB_REPLAY_EVENTS"
+        )
+    return buffer
 
 
 def _check_temporal_address(e: _Env) -> None:
