@@ -26,6 +26,7 @@ README_MAX_LINES = 220
 _FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 _LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?([^\s>]+)>?", re.MULTILINE)  # [name]: target
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 # `make` at the start of a command: after a line start, a prompt, a pipe or
 # `&&`, or variable assignments (`N=20 make soak-subscriber`).
@@ -84,8 +85,8 @@ def anchors(text: str) -> set[str]:
 def broken_links(path: Path, text: str, root: Path = ROOT) -> list[Broken]:
     """Relative links in ``text`` (the file ``path``) that reach no file or heading."""
     broken = []
-    for m in _LINK.finditer(prose_of(text)):
-        target = m.group(1)
+    prose = prose_of(text)
+    for target in [m.group(1) for m in (*_LINK.finditer(prose), *_REFERENCE.finditer(prose))]:
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...
             continue
         file_part, _, anchor = target.partition("#")
@@ -130,24 +131,29 @@ def _test_functions() -> set[str]:
     }
 
 
+def _none(broken: list[Broken]) -> None:
+    """Fail naming every broken thing, one a line (pytest would cut a list short)."""
+    assert not broken, "\n" + "\n".join(map(str, broken))
+
+
 def _ids(paths: list[Path]) -> list[str]:
     return [str(p.relative_to(ROOT)) for p in paths]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_ids(DOCS))
 def test_every_relative_link_reaches_a_file_and_heading(doc: Path) -> None:
-    assert [str(b) for b in broken_links(doc, doc.read_text())] == []
+    _none(broken_links(doc, doc.read_text()))
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_ids(DOCS))
 def test_every_make_target_shown_exists(doc: Path) -> None:
     targets = make_targets((ROOT / "Makefile").read_text())
-    assert [str(b) for b in missing_targets(doc, doc.read_text(), targets)] == []
+    _none(missing_targets(doc, doc.read_text(), targets))
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=_ids(DOCS))
 def test_every_test_named_exists(doc: Path) -> None:
-    assert [str(b) for b in missing_tests(doc, doc.read_text(), _test_functions())] == []
+    _none(missing_tests(doc, doc.read_text(), _test_functions()))
 
 
 def test_the_readme_reads_in_five_minutes() -> None:
@@ -170,7 +176,7 @@ def test_the_checkers_catch_what_a_reader_would(tmp_path: Path) -> None:
     text = (
         "[ok](docs/there.md#a-heading-with-code) [ok](docs/there.md#twice-1) [web](https://x.y)\n"
         "[gone](docs/missing.md) [bad anchor](docs/there.md#nowhere) [up](../outside.md)\n"
-        "`[not a link](nowhere.md)`\n\n"
+        "`[not a link](nowhere.md)`\n\n[ref]: docs/there.md\n[dead ref]: docs/gone.md#x\n\n"
         "```console\n$ make up\n$ N=3 make soak && make gone\n```\n"
         "Run `make chaos` or `make up` or `make chaos-*`; `test_exists_fully` and `test_exists…`"
         " but `test_gone`, in `tests/test_file.py` and `test_file.py`.\n"
@@ -180,6 +186,7 @@ def test_the_checkers_catch_what_a_reader_would(tmp_path: Path) -> None:
         "'docs/missing.md'",
         "'docs/there.md#nowhere'",
         "'../outside.md'",
+        "'docs/gone.md#x'",
     ]
     targets = make_targets("up:  ## start\nsoak: x\n.PHONY: up\nVAR := 1\nX ?= 2\n")
     assert targets == {"up", "soak", ".PHONY"}
