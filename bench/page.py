@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ def render(figures: dict[str, Any]) -> str:
         )
     minutes = figures.get("minutes")
     took = f", {minutes:.0f} min" if isinstance(minutes, int | float) else ""
+    when = datetime.fromisoformat(m["date"]).strftime("%Y-%m-%d %H:%M %Z")
     lines = [
-        f"Measured by `{figures.get('command', 'make bench')}` on {m['date']}{took}, "
+        f"Measured by `{figures.get('command', 'make bench')}` on {when}{took}, "
         f"scale {figures.get('scale', 1)}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}; "
         f"Python {m['python']}, temporalio {m['temporalio']}, {m['temporal_cli']}.",
