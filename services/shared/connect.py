@@ -7,7 +7,7 @@ import logging
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.envconfig import ClientConfig
+from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -15,16 +15,16 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from temporalio.service import TLSConfig
 
 from services.shared import logs
-from services.shared.backoff import TEMPORAL_ERRORS, is_transient, one_line
+from services.shared.backoff import (
+    TEMPORAL_ERRORS,
+    Backoff,
+    connect_refusal,
+    is_connect_failure,
+    one_line,
+)
 from services.shared.converter import DATA_CONVERTER
 from services.shared.runner import Fatal
 from services.shared.settings import Settings
@@ -49,47 +49,67 @@ async def connect(settings: Settings) -> Client:
     """Connect with the SDK's env config (TEMPORAL_ADDRESS, _NAMESPACE, _API_KEY, TLS).
 
     A server that is not reachable yet is retried with exponential backoff,
-    ``CONNECT_ATTEMPTS`` times, each retry logged. An answer that retrying
-    cannot change (wrong credentials, no such namespace) fails at once. Both
+    ``CONNECT_ATTEMPTS`` tries in all, each retry logged. An answer that
+    retrying cannot change fails at once: the server refusing the client's API
+    key or certificate, a TLS handshake that fails (an untrusted server
+    certificate, a name it is not for), a namespace that does not exist. Both
     raise :class:`Fatal` with a one-line cause (exit code 1).
     """
     config = ClientConfig.load_client_connect_config()
     address = config.get("target_host") or "localhost:7233"
-
-    def log_retry(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "temporal not reachable, retrying",
-            address=address,
-            attempt=state.attempt_number,
-            of=settings.connect_attempts,
-            retry_in_s=round(state.upcoming_sleep, 1),
-            error=one_line(error) if error else "",
-        )
-
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(settings.connect_attempts),
-        wait=wait_exponential(multiplier=0.5, max=settings.connect_max_backoff_seconds),
-        retry=retry_if_exception(is_transient),
-        before_sleep=log_retry,
-        reraise=True,
+    backoff = Backoff(
+        f"Temporal at {address}",
+        attempts=settings.connect_attempts - 1,
+        cap=settings.connect_max_backoff_seconds,
+        retrying="temporal not reachable, retrying",
     )
-    try:
-        async for attempt in retrying:
-            with attempt:
-                client = await Client.connect(
-                    **config, runtime=runtime(), data_converter=DATA_CONVERTER
-                )
-                # Connecting checks nothing about us; asking for our namespace
-                # checks the credentials and the namespace now, not mid-job.
-                request = DescribeNamespaceRequest(namespace=client.namespace)
-                await client.workflow_service.describe_namespace(request)
-    except TEMPORAL_ERRORS as err:
-        if is_transient(err):
-            raise Fatal(
-                f"cannot reach Temporal at {address} after {settings.connect_attempts} "
-                f"attempts: {one_line(err)}"
-            ) from err
-        raise Fatal(f"Temporal at {address} refused this client: {one_line(err)}") from err
+    while True:
+        try:
+            client = await Client.connect(
+                **config, runtime=runtime(), data_converter=DATA_CONVERTER
+            )
+            # Connecting checks nothing about us; asking for our namespace
+            # checks the credentials and the namespace now, not mid-job.
+            request = DescribeNamespaceRequest(namespace=client.namespace)
+            await client.workflow_service.describe_namespace(request)
+            break
+        except RuntimeError as err:
+            if not is_connect_failure(err):
+                raise
+            refusal = connect_refusal(err)
+            if refusal is None:
+                await _retry(backoff, err, address, settings.connect_attempts)
+            elif refusal.by_server:
+                raise Fatal(
+                    f"Temporal at {address} refused {_credential(config)}: {refusal.cause}"
+                ) from None  # the chained SDK error would only repeat it, across lines
+            else:
+                raise Fatal(
+                    f"no secure connection to Temporal at {address}: {refusal.cause}"
+                ) from None
+        except TEMPORAL_ERRORS as err:
+            await backoff.failed(err)  # Fatal at once for a namespace that does not exist
+    backoff.succeeded()
     log.info("connected", address=address, namespace=client.namespace)
     return client
+
+
+async def _retry(backoff: Backoff, error: BaseException, address: str, attempts: int) -> None:
+    """Log and wait before the next try; Fatal once the tries are spent."""
+    try:
+        await backoff.failed(error)
+    except Fatal:
+        cause = one_line(error)
+        raise Fatal(
+            f"cannot reach Temporal at {address} after {attempts} attempts: {cause}"
+        ) from None
+
+
+def _credential(config: ClientConnectConfig) -> str:
+    """What this client showed the server, to name it in a refusal (never its value)."""
+    if config.get("api_key"):
+        return "this client's API key (TEMPORAL_API_KEY)"
+    tls = config.get("tls")
+    if isinstance(tls, TLSConfig) and tls.client_cert:
+        return "this client's certificate (TEMPORAL_TLS_CLIENT_CERT_*)"
+    return "this client, which sent no credential (no API key, no client certificate)"
