@@ -36,7 +36,7 @@ venv: $(VENV)/.installed  ## Create .venv with the locked test and lint tools
 
 .PHONY: lock
 lock: venv  ## Re-lock requirements/*.txt (hashed) from requirements/*.in
-	for f in base dev; do $$(cat $(VENV)/.uv) pip compile -q --universal --python-version 3.12 \
+	for f in base chaos dev; do $$(cat $(VENV)/.uv) pip compile -q --universal --python-version 3.12 \
 	  --generate-hashes --no-header requirements/$$f.in -o requirements/$$f.txt; done
 
 .PHONY: lint
