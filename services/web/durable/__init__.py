@@ -1,0 +1,5 @@
+"""The Durable Streams read protocol for every workflow stream the dashboard serves."""
+
+from services.web.durable.routes import router
+
+__all__ = ["router"]
