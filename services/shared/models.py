@@ -111,6 +111,7 @@ CONVERSATION_WORKFLOW = "ConversationWorkflow"  # by name: clients need not impo
 ASK_UPDATE = "ask"
 CLOSE_SIGNAL = "close"
 STREAM_COMPLETION = "stream_completion"  # the activity, by name (the workflow never imports openai)
+CONVERSATION_CONFIG = "conversation_config"  # a local activity: the llm-worker's settings
 MAX_PROMPT_CHARS = 4000
 # ApplicationError types of model answers that retrying cannot change; the
 # workflow's retry policy lists them as non-retryable.
