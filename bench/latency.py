@@ -10,19 +10,19 @@ delivered event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import statistics
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from bench.history import hub_history
 from bench.stack import Stack
-from services.shared.backoff import Backoff
 from services.shared.models import NEWS_TOPIC, Headline, HubInput
-from services.shared.streams import following
+from services.shared.settings import Settings
+from services.shared.subscriptions import follow
 from services.workflows import HubWorkflow
 
 WARM_UP = 5  # the first events also pay for starting the subscription
@@ -53,15 +53,11 @@ async def latency(stack: Stack, *, rate: float, cooldown: float, events: int) ->
     received: dict[int, float] = {}
 
     async def read() -> None:
-        backoff = Backoff("bench latency reader", attempts=5)
-        async with following(
-            client,
-            hub.id,
-            hub.result_run_id,
-            NEWS_TOPIC,
-            result_type=Headline,
-            backoff=backoff,
-            poll_cooldown=timedelta(seconds=cooldown),
+        reader = dataclasses.replace(
+            Settings(), reconnect_attempts=5, poll_cooldown_seconds=cooldown
+        )
+        async with follow(
+            client, reader, hub.id, hub.result_run_id, NEWS_TOPIC, result_type=Headline
         ) as items:
             async for item in items:
                 received[item.data.seq] = time.perf_counter()

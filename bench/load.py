@@ -2,11 +2,11 @@
 
 Each role prints one JSON object (its figures) as its last line of stdout:
 
-* ``publish``: the project's publisher (``services.publisher``): bounded
+* ``publish``: the project's publisher (``services.shared.headlines``): bounded
   batches, flow control, held during a rollover;
 * ``publish-defaults``: the library's defaults (``batch_interval`` 2 s, no
   ``max_batch_size``, no flow control): what a publisher gets out of the box;
-* ``read``: follows a hub with ``services.shared.streams.following`` and
+* ``read``: follows a hub with ``services.shared.subscriptions.follow`` and
   audits each source's sequence: received, lost (jumped over), repeated;
 * ``stages``: publishes a pipeline-shaped backlog (``StageEvent``) into a hub;
 * ``read-per-event``: the subscriber's read path with one ledger write and
@@ -24,17 +24,22 @@ import os
 import signal
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from services.publisher import HEADLINES, WINDOW, publish_headlines, wait_applied
 from services.shared import logs
 from services.shared.backoff import Backoff
 from services.shared.connect import connect
+from services.shared.headlines import (
+    HEADLINES,
+    WINDOW,
+    publish_headlines,
+    publisher_id,
+    wait_applied,
+)
 from services.shared.ledger import Event, Ledger, Section
 from services.shared.models import (
     FINAL_STAGE,
@@ -45,7 +50,7 @@ from services.shared.models import (
     StageEvent,
 )
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 
 PUBLISH_BATCH = 500
 
@@ -94,21 +99,14 @@ async def read(client: Client, settings: Settings, args: argparse.Namespace) -> 
     starts publishing only then; on SIGTERM it stops and reports so far.
     """
     audit = _Audit(args.sources)
-    backoff = Backoff(f"bench reader of {args.hub}", settings.reconnect_attempts)
-    cooldown = timedelta(seconds=args.cooldown)
+    settings = dataclasses.replace(settings, poll_cooldown_seconds=args.cooldown)
     reading = asyncio.current_task()
     if reading is not None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, reading.cancel)
     print(json.dumps({"ready": True}), flush=True)
     try:
-        async with following(
-            client,
-            args.hub,
-            None,
-            NEWS_TOPIC,
-            result_type=Headline,
-            backoff=backoff,
-            poll_cooldown=cooldown,
+        async with follow(
+            client, settings, args.hub, None, NEWS_TOPIC, result_type=Headline
         ) as items:
             async for item in items:
                 if audit.add(item.offset, item.data):
@@ -167,7 +165,7 @@ async def stages(client: Client, settings: Settings, args: argparse.Namespace) -
     hub = client.get_workflow_handle(args.hub)
     backoff = Backoff(f"bench backlog of {args.hub}", settings.reconnect_attempts)
     stream = WorkflowStreamClient.create(client, args.hub, max_batch_size=PUBLISH_BATCH)
-    topic = stream.topic(STAGE_TOPIC, type=StageEvent)
+    topic, me = stream.topic(STAGE_TOPIC, type=StageEvent), publisher_id(stream)
     steps = args.events // len(WORK_STAGES)
     async with stream:
         for n in range(steps * len(WORK_STAGES)):
@@ -175,9 +173,9 @@ async def stages(client: Client, settings: Settings, args: argparse.Namespace) -
             if (n + 1) % PUBLISH_BATCH == 0:
                 await stream.flush()
             if (n + 1) % WINDOW == 0:
-                await wait_applied(hub, backoff)
+                await wait_applied(hub, me, backoff)
         topic.publish(StageEvent(FINAL_STAGE, 1, 1))
-    await wait_applied(hub, backoff)
+    await wait_applied(hub, me, backoff)
     return {"published": steps * len(WORK_STAGES) + 1}
 
 
@@ -188,17 +186,10 @@ async def read_per_event(
     ledger = Ledger.open(Path(args.ledger))
     handle = await client.get_workflow_handle(args.hub).describe()
     ledger.append(Section(args.hub, handle.run_id))
-    backoff = Backoff(f"bench ledger reader of {args.hub}", settings.reconnect_attempts)
     began, recorded = time.monotonic(), 0
     try:
-        async with following(
-            client,
-            args.hub,
-            handle.run_id,
-            STAGE_TOPIC,
-            result_type=StageEvent,
-            backoff=backoff,
-            poll_cooldown=settings.poll_cooldown,
+        async with follow(
+            client, settings, args.hub, handle.run_id, STAGE_TOPIC, result_type=StageEvent
         ) as items:
             async for item in items:
                 stage = item.data

@@ -37,7 +37,7 @@ from services.shared import logs
 from services.shared.backoff import one_line
 from services.shared.connect import connect
 from services.shared.settings import Settings
-from services.shared.streams import subscription
+from services.shared.subscriptions import subscription
 from testkit.sse import SseEvent
 
 TOPIC = "bench"

@@ -3,7 +3,7 @@
 The subscriber service and a ticker reader of our own are mid-stream when
 the server goes away. Each must reconnect by itself: the worker and the
 subscriber in their containers (Compose restarts neither), the reader in
-this process, with the same ``following`` the services use. Afterwards the
+this process, with the same ``follow`` the services use. Afterwards the
 subscriber's ledger must have no gap and no repeat, and the reader must have
 seen every tick.
 """
@@ -19,12 +19,11 @@ from temporalio.client import Client
 
 from chaos.engine import Stack, StackSubscriber
 from chaos.subscriber import audit_ledger, read, wait_for
-from services.shared.backoff import Backoff
 from services.shared.connect import connect
 from services.shared.ledger import Event, Record
 from services.shared.models import TICK_TOPIC, Tick, TickerInput
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 from services.workflows import TickerWorkflow
 from testkit.waiting import eventually
 
@@ -38,15 +37,7 @@ async def _read_ticks(
     client: Client, settings: Settings, workflow_id: str, run_id: str | None, ticks: list[int]
 ) -> None:
     """Append each tick's offset to ``ticks`` until the final one."""
-    async with following(
-        client,
-        workflow_id,
-        run_id,
-        TICK_TOPIC,
-        result_type=Tick,
-        backoff=Backoff(f"{workflow_id} subscription", settings.reconnect_attempts),
-        poll_cooldown=settings.poll_cooldown,
-    ) as items:
+    async with follow(client, settings, workflow_id, run_id, TICK_TOPIC, result_type=Tick) as items:
         async for item in items:
             ticks.append(item.offset)
             if item.data.final:

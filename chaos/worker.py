@@ -20,7 +20,6 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import RawValue
 
 from chaos.engine import Service, Stack
-from services.shared.backoff import Backoff
 from services.shared.connect import connect
 from services.shared.models import (
     PROGRESS_TOPIC,
@@ -30,10 +29,11 @@ from services.shared.models import (
     Progress,
 )
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 from services.workflows import OrderWorkflow
 
 STATUSES = ["received", "shipped", "complete"]
+TOPICS = [STATUS_TOPIC, PROGRESS_TOPIC]
 CHARGE_SECONDS = 8.0  # long enough to kill the worker mid-charge, with room to spare
 TIMEOUT_S = 300.0
 
@@ -68,14 +68,8 @@ async def chaos_worker(
     killed: float | None = None
     async with (
         asyncio.timeout(TIMEOUT_S),
-        following(
-            client,
-            order_id,
-            handle.result_run_id,
-            [STATUS_TOPIC, PROGRESS_TOPIC],
-            result_type=RawValue,
-            backoff=Backoff(f"{order_id} subscription", settings.reconnect_attempts),
-            poll_cooldown=settings.poll_cooldown,
+        follow(
+            client, settings, order_id, handle.result_run_id, TOPICS, result_type=RawValue
         ) as items,
     ):
         async for item in items:

@@ -13,7 +13,6 @@ from temporalio.client import Client
 from temporalio.common import RawValue
 
 from services.shared import logs
-from services.shared.backoff import Backoff
 from services.shared.connect import connect
 from services.shared.models import (
     PROGRESS_TOPIC,
@@ -24,7 +23,7 @@ from services.shared.models import (
 )
 from services.shared.runner import run_service
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 from services.workflows import OrderWorkflow
 
 log = logs.get(__name__)
@@ -43,16 +42,7 @@ async def run_order(client: Client, settings: Settings) -> str:
     converter = client.data_converter.payload_converter
     topics = [STATUS_TOPIC, PROGRESS_TOPIC]
     run_id = handle.result_run_id
-    backoff = Backoff(f"{order_id} subscription", settings.reconnect_attempts)
-    async with following(
-        client,
-        order_id,
-        run_id,
-        topics,
-        result_type=RawValue,
-        backoff=backoff,
-        poll_cooldown=settings.poll_cooldown,
-    ) as items:
+    async with follow(client, settings, order_id, run_id, topics, result_type=RawValue) as items:
         async for item in items:
             # One iterator, two payload types: decode by topic.
             if item.topic == STATUS_TOPIC:

@@ -23,7 +23,7 @@ from services.shared.ledger import End, Event, Ledger, LedgerError, Position, Re
 from services.shared.models import FINAL_STAGE, STAGE_TOPIC, PipelineInput, StageEvent
 from services.shared.runner import EXIT_BAD_INPUT, Fatal, run_service
 from services.shared.settings import Settings
-from services.shared.streams import batched, following
+from services.shared.subscriptions import batched, following
 from services.workflows import PipelineWorkflow
 
 log = logs.get(__name__)

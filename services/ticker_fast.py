@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.shared.connect import connect
 from services.shared.runner import run_service
 from services.shared.settings import Settings
-from services.ticker import follow_ticker
+from services.shared.ticker import follow_ticker
 
 
 async def main(settings: Settings) -> None:

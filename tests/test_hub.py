@@ -11,24 +11,27 @@ import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamClient
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
-from services.publisher import publish_headlines, run_publisher
+from services.publisher import run_publisher
 from services.shared.backoff import Backoff
+from services.shared.headlines import AbortedByRollover, aborted_by_closing_run, publish_headlines
 from services.shared.models import NEWS_TOPIC, Headline, HubInput
 from services.shared.runner import Fatal
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 from services.worker import build_worker
 from services.workflows import HubWorkflow
-from services.workflows.hub import CARRY_BUDGET_BYTES
+from services.workflows.hub import CARRY_BUDGET_BYTES, LATELY, Handover
 from testkit.devserver import DevServer, dev_server
 from testkit.waiting import eventually
 
@@ -129,16 +132,9 @@ async def read_until_final(
         run_id = await eventually(lambda: _current_run(client, hub_id), what=f"{hub_id} to start")
     seen: list[Seen] = []
     finals = 0
-    backoff = Backoff(f"test reader of {hub_id}", attempts=10)
-    async with following(
-        client,
-        hub_id,
-        run_id,
-        NEWS_TOPIC,
-        result_type=Headline,
-        backoff=backoff,
-        poll_cooldown=dataclasses.replace(Settings(), poll_cooldown_seconds=cooldown).poll_cooldown,
-        from_offset=from_offset,
+    reader = dataclasses.replace(Settings(), reconnect_attempts=10, poll_cooldown_seconds=cooldown)
+    async with follow(
+        client, reader, hub_id, run_id, NEWS_TOPIC, result_type=Headline, from_offset=from_offset
     ) as items:
         async for item in items:
             h = item.data
@@ -164,6 +160,49 @@ def per_source(seen: list[Seen]) -> dict[str, list[int]]:
     for s in seen:
         out.setdefault(s.source, []).append(s.seq)
     return out
+
+
+# -- the hub's decisions and the publisher's retries, on their own ----------------
+
+
+def test_a_publisher_held_in_applied_does_not_stand_in_for_another_still_sending() -> None:
+    """The handover closes the run only once every publisher heard lately is held, by id."""
+    began = datetime(2026, 1, 1, tzinfo=UTC)
+    handover = Handover()
+    handover.published("finished", began)
+    handover.hold("finished")  # its last batch sent, it waits in ``applied``
+    now = began + LATELY + timedelta(milliseconds=500)  # "finished" is no longer recent
+    handover.published("sending", now - timedelta(milliseconds=100))
+    assert not handover.settled(now)  # 1 held, 1 sending: a count would call this settled
+    handover.hold("sending")
+    handover.hold("sending")  # a retried call is still one publisher
+    assert handover.settled(now)
+    handover.published("late", now)
+    assert not handover.settled(now)
+
+
+async def test_an_update_a_rollover_cut_short_is_retried_within_the_budget_after_a_delay() -> None:
+    """What the server answers an update the hub's closing run had not taken yet.
+
+    NOT_FOUND would read as "the run is gone"; it must be retried instead, on
+    RECONNECT_ATTEMPTS' budget and the shared delay, and say what happened.
+    """
+    aborted = RPCError(
+        "workflow update was aborted by closing workflow", RPCStatusCode.NOT_FOUND, b""
+    )
+    gone = RPCError("workflow not found for ID: hub-1", RPCStatusCode.NOT_FOUND, b"")
+    assert aborted_by_closing_run(aborted) and not aborted_by_closing_run(gone)
+    backoff = Backoff("hub-1 flow control", attempts=1, base=0.01)
+    with capture_logs() as logs:
+        await backoff.failed(AbortedByRollover(aborted))
+        with pytest.raises(Fatal) as caught:
+            await backoff.failed(AbortedByRollover(aborted))
+    retries = [line for line in logs if line["event"].endswith("retrying")]
+    assert [(r["attempt"], r["retry_in_s"]) for r in retries] == [(1, 0.01)]
+    assert "the hub's run closed before taking the update" in retries[0]["error"]
+    assert str(caught.value).startswith(
+        "hub-1 flow control: still failing after 1 retries: the hub's run closed"
+    )
 
 
 # -- on the session's server (default limits) ----------------------------------

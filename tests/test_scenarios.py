@@ -18,7 +18,7 @@ from services.shared.models import (
     WORK_STAGES,
 )
 from services.shared.settings import Settings
-from services.ticker import follow_ticker
+from services.shared.ticker import follow_ticker
 from testkit.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("worker")

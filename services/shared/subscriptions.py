@@ -1,16 +1,17 @@
-"""Following one workflow run's stream, through server restarts.
+"""Subscriptions: following one workflow run's stream, through server restarts.
 
-Every service reads a stream the same way: pinned to one run, resuming from
+Every service reads a stream the same way: starting at one run, resuming from
 the offset after the last item it handled whenever the connection drops,
 with bounded, logged retries (``Backoff``), and with the iterator closed on
-the way out so no poll is left running.
+the way out so no poll is left running. :func:`follow` is that, with a
+service's own budget (``RECONNECT_ATTEMPTS``) and ``POLL_COOLDOWN_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import timedelta
 from typing import cast
 
@@ -18,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient, WorkflowStreamItem
 
 from services.shared.backoff import TEMPORAL_ERRORS, Backoff
+from services.shared.settings import Settings
 
 
 @asynccontextmanager
@@ -33,9 +35,12 @@ async def subscription[T](
 ) -> AsyncIterator[AsyncIterator[WorkflowStreamItem[T]]]:
     """One subscription to ``topics`` of one run; it ends on the first error.
 
-    The handle is pinned to ``run_id``: a later run under the same workflow
-    id has its own log, and its offsets mean nothing here. (Continue-as-new
-    is still followed: the library moves to the chain's next run itself.)
+    The polls go to ``run_id``: a later run under the same workflow id has
+    its own log, and its offsets mean nothing here. Once that run has
+    continued as new, though, the library does not follow the chain's link:
+    it polls whichever run is *current* under the workflow id (an unpinned
+    handle). That is the chain's next run only while no other run was
+    started under the id, which holds for the hub and the ticker here.
     """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     items = WorkflowStreamClient(handle, client=client).subscribe(
@@ -92,6 +97,32 @@ async def following[T](
         yield items
     finally:
         await items.aclose()
+
+
+def follow[T](
+    client: Client,
+    settings: Settings,
+    workflow_id: str,
+    run_id: str | None,
+    topics: str | list[str],
+    *,
+    result_type: type[T],
+    from_offset: int = 0,
+) -> AbstractAsyncContextManager[AsyncIterator[WorkflowStreamItem[T]]]:
+    """:func:`following` with ``settings``' retry budget and poll cooldown.
+
+    Its retries are logged and its last failure raised as ``{workflow_id} subscription``.
+    """
+    return following(
+        client,
+        workflow_id,
+        run_id,
+        topics,
+        result_type=result_type,
+        backoff=Backoff(f"{workflow_id} subscription", settings.reconnect_attempts),
+        poll_cooldown=settings.poll_cooldown,
+        from_offset=from_offset,
+    )
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
-"""Shared by ticker-fast and ticker-slow: follow the truncating ticker.
+"""Scenario 4's client side: start (or join) the truncating ticker, and follow it.
 
-Whichever subscriber starts first starts the ticker workflow; the other joins
-the same run. Truncation moves a subscriber that fell behind the retained
+Shared by ticker-fast, ticker-slow and the dashboard's ticker button.
+Whichever starts first starts the ticker workflow; the others join the same
+run. Truncation moves a subscriber that fell behind the retained
 base forward silently, so we compare each offset with the one we expected and
 report the jump: from which offset to which, and how many ticks were dropped.
 """
@@ -15,10 +16,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from services.shared import logs
-from services.shared.backoff import Backoff
 from services.shared.models import TICK_TOPIC, Tick, TickerInput
 from services.shared.settings import Settings
-from services.shared.streams import following
+from services.shared.subscriptions import follow
 from services.workflows import TickerWorkflow
 
 log = logs.get(__name__)
@@ -45,16 +45,7 @@ async def follow_ticker(client: Client, settings: Settings, *, delay: float) -> 
     log.info("following ticker", workflow_id=started.id, run_id=started.result_run_id)
     expected, jumps, seen = 0, 0, 0
     run_id = started.result_run_id
-    backoff = Backoff(f"{settings.ticker_workflow_id} subscription", settings.reconnect_attempts)
-    async with following(
-        client,
-        started.id,
-        run_id,
-        TICK_TOPIC,
-        result_type=Tick,
-        backoff=backoff,
-        poll_cooldown=settings.poll_cooldown,
-    ) as items:
+    async with follow(client, settings, started.id, run_id, TICK_TOPIC, result_type=Tick) as items:
         async for item in items:
             if item.offset > expected:
                 jumps += 1

@@ -57,12 +57,15 @@ class Handover:
 
     def __init__(self) -> None:
         self.heard: dict[str, datetime] = {}  # publisher id: its last batch
-        self.held = 0  # publishers waiting in ``applied``
+        self.held: set[str] = set()  # publisher ids waiting in ``applied``
         self.due_back: Counter[int] = Counter()  # offsets readers will poll from next
         self.due_at: dict[int, datetime] = {}
 
     def published(self, publisher_id: str, now: datetime) -> None:
         self.heard[publisher_id] = now
+
+    def hold(self, publisher_id: str) -> None:
+        self.held.add(publisher_id)
 
     def polled(self, from_offset: int) -> None:
         if self.due_back[from_offset] > 1:
@@ -77,10 +80,14 @@ class Handover:
             self.due_at[result.next_offset] = now
 
     def settled(self, now: datetime) -> bool:
-        """Every recent publisher is held, and every recent reader has come back."""
-        publishing = sum(1 for at in self.heard.values() if now - at < LATELY)
+        """Every recent publisher is held, and every recent reader has come back.
+
+        By id, not by count: a publisher held since it finished publishing
+        must not stand in for another one still sending.
+        """
+        publishing = {p for p, at in self.heard.items() if now - at < LATELY}
         reading = any(now - self.due_at[o] < LATELY for o in self.due_back)
-        return self.held >= publishing and not reading
+        return publishing <= self.held and not reading
 
 
 @workflow.defn
@@ -108,15 +115,16 @@ class HubWorkflow:
         self.closed = True
 
     @workflow.update
-    async def applied(self) -> None:
+    async def applied(self, publisher_id: str) -> None:
         """Return once every publish sent before this update is in the log.
 
         Publishes are signals, stored before they are applied: publishers
         wait on this now and then, so they never run ahead of the hub by more
         than a window. During a handover the hub answers only once it is done.
+        ``publisher_id`` is the one the caller's publish batches carry.
         """
         if self.rolling and not self.released:
-            self.handover.held += 1
+            self.handover.hold(publisher_id)
             await workflow.wait_condition(lambda: self.released)
 
     def _on_publish(self, batch: PublishInput) -> None:
@@ -161,7 +169,7 @@ class HubWorkflow:
             extra={
                 "carried": len(state.log),
                 "base_offset": state.base_offset,
-                "held_publishers": self.handover.held,
+                "held_publishers": len(self.handover.held),
                 "history_length": info.get_current_history_length(),
                 "history_bytes": info.get_current_history_size(),
             },

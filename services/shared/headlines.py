@@ -1,0 +1,215 @@
+"""Headlines into a hub: publishing with flow control, and reading them back in order.
+
+The library part of scenario 3, shared by the ``publisher`` service, the
+dashboard's publish button, the benchmark and the tests. A publisher sends
+headlines with ``WorkflowStreamClient.create`` in bounded batches, and every
+WINDOW events waits for the hub's ``applied`` update (flow control; the hub
+also holds it there while it rolls over). A reader checks that each source's
+headlines arrive once, in order, up to its in-band final one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any, TypeGuard
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.service import RPCError, RPCStatusCode
+
+from services.shared import logs
+from services.shared.backoff import TEMPORAL_ERRORS, Backoff
+from services.shared.models import NEWS_TOPIC, Headline
+from services.shared.runner import Fatal
+from services.shared.settings import Settings
+from services.shared.subscriptions import follow
+from services.workflows import HubWorkflow
+
+log = logs.get(__name__)
+
+HEADLINES = (
+    "Workflow hosts its own event log",
+    "Subscribers resume from any offset",
+    "Publishers batch events into signals",
+    "Polls are long-running updates",
+    "Offsets are global across topics",
+    "Truncation bounds the log",
+    "Continue-as-new carries the stream",
+    "Nothing lost, nothing repeated",
+)
+# The background flush between the explicit, bounded ones below.
+BATCH_INTERVAL = timedelta(milliseconds=200)
+# Publishes are signals, stored before the hub applies them. Unchecked, fast
+# publishers pile them up until one workflow task holds more than the hub can
+# apply within the 2 s deadlock timeout (TMPRL1101) and history overflows; so
+# a publisher waits for the hub's ``applied`` every WINDOW events, and at least
+# every CHECK_EVERY. The hub also holds publishers there while it rolls over.
+WINDOW = 1000
+CHECK_EVERY = 0.5  # seconds
+# Above this many events, log every Nth instead of each (a burst would flood the logs).
+_LOG_EACH_UP_TO = 100
+_LOG_EVERY = 1000
+
+
+class Progress:
+    """How many headlines the reader beside a publisher has received."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._moved = asyncio.Event()
+
+    def advance(self, received: int) -> None:
+        self.received = received
+        self._moved.set()
+
+    async def reached(self, received: int) -> None:
+        """Return once the reader has received at least ``received`` headlines."""
+        while self.received < received:
+            self._moved.clear()
+            await self._moved.wait()
+
+
+async def publish_headlines(
+    client: Client,
+    hub_id: str,
+    settings: Settings,
+    *,
+    events: int | None = None,
+    until: float | None = None,
+    rate: float | None = None,
+    source: str = "",
+    reader: Progress | None = None,
+) -> int:
+    """Publish ``events`` headlines, or until ``time.monotonic()`` reaches ``until``.
+
+    ``rate`` (events per second) paces them; by default they go as fast as the
+    hub applies them, or as ``reader`` reads them. A final headline then ends
+    this ``source``'s part of the stream. Returns how many were published before it.
+    """
+    batch = settings.publisher_batch_size
+    stream = WorkflowStreamClient.create(
+        client, hub_id, batch_interval=BATCH_INTERVAL, max_batch_size=batch
+    )
+    news = stream.topic(NEWS_TOPIC, type=Headline)
+    hub, me = client.get_workflow_handle(hub_id), publisher_id(stream)
+    backoff = Backoff(f"{hub_id} flow control", settings.reconnect_attempts)
+    began, seq = time.monotonic(), 0
+    check_at = began + CHECK_EVERY
+    async with stream:
+        while (events is None or seq < events) and (until is None or time.monotonic() < until):
+            news.publish(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
+            seq += 1
+            if seq % WINDOW == 0 or time.monotonic() >= check_at:
+                await stream.flush()
+                await wait_applied(hub, me, backoff)
+                if reader is not None:
+                    # A rollover carries only the newest ~2,000 headlines: a
+                    # reader further behind would jump, so stay within reach.
+                    await reader.reached(seq - WINDOW // 2)
+                check_at = time.monotonic() + CHECK_EVERY
+            elif seq % batch == 0:
+                # A tight loop never yields to the background flusher, so
+                # everything would go in one oversized signal: bound it here.
+                await stream.flush()
+            if rate and seq % batch == 0:
+                await asyncio.sleep(max(0.0, began + seq / rate - time.monotonic()))
+        news.publish(Headline(seq, "end of stream", final=True, source=source))
+    await wait_applied(hub, me, backoff)  # in the log; and held here too during a rollover
+    named = {"source": source} if source else {}  # several publishers on one hub
+    log.info("published", events=seq, batch_size=batch, **named)
+    return seq
+
+
+def publisher_id(stream: WorkflowStreamClient) -> str:
+    """The id ``stream``'s publish batches carry, by which the hub holds its publisher.
+
+    The library (1.35) keeps it private; it is fixed for the client's life.
+    """
+    return stream._publisher_id
+
+
+async def wait_applied(hub: WorkflowHandle[Any, Any], publisher: str, backoff: Backoff) -> None:
+    """Return once the hub has applied every batch ``publisher`` sent before.
+
+    A rollover can cut the update short: the closing run aborts an update it
+    had not taken yet, or the server refuses the workflow task that held it
+    (WorkflowNotReady); the hub's next run answers the same call. Those and a
+    lost server are retried alike, through ``backoff``: its budget
+    (RECONNECT_ATTEMPTS) and its growing delay, each retry logged with its cause.
+    """
+    while True:
+        try:
+            await hub.execute_update(HubWorkflow.applied, publisher)
+        except TEMPORAL_ERRORS as err:
+            if isinstance(err.__cause__, asyncio.CancelledError):
+                # The SDK wraps a cancelled update call; the cancel must get through.
+                raise err.__cause__ from None
+            await backoff.failed(AbortedByRollover(err) if aborted_by_closing_run(err) else err)
+            continue
+        backoff.succeeded()
+        return
+
+
+def aborted_by_closing_run(err: BaseException) -> TypeGuard[RPCError]:
+    """An update the hub's closing run aborted before taking it (NOT_FOUND, by its words)."""
+    return (
+        isinstance(err, RPCError)
+        and err.status == RPCStatusCode.NOT_FOUND
+        and "aborted by closing workflow" in err.message
+    )
+
+
+class AbortedByRollover(WorkflowUpdateRPCTimeoutOrCancelledError):
+    """An update call cut short by the hub's closing run: it passes, as a timed-out call does.
+
+    NOT_FOUND would otherwise read as "the run is gone"; the hub's handle is
+    not pinned to a run, and its next run takes the same call.
+    """
+
+    def __init__(self, aborted: RPCError) -> None:
+        super().__init__()
+        self.args = (f"the hub's run closed before taking the update ({aborted.message})",)
+
+
+async def read_headlines(
+    client: Client,
+    hub_id: str,
+    run_id: str | None,
+    settings: Settings,
+    *,
+    sources: int = 1,
+    progress: Progress | None = None,
+) -> int:
+    """Read until every source's final headline; each must arrive once, in order.
+
+    Raises :class:`Fatal` naming the first headline out of place.
+    """
+    expected = settings.publisher_events
+    next_seq: dict[str, int] = {}
+    finished: set[str] = set()
+    received = 0
+    async with follow(client, settings, hub_id, run_id, NEWS_TOPIC, result_type=Headline) as items:
+        async for item in items:
+            headline = item.data
+            due = next_seq.get(headline.source, 0)
+            if headline.seq != due or headline.source in finished:
+                raise Fatal(
+                    f"headline {headline.seq} from {headline.source!r} arrived at offset "
+                    f"{item.offset} where {due} was due"
+                )
+            next_seq[headline.source] = due + 1
+            if headline.final:
+                finished.add(headline.source)
+                if len(finished) == sources:
+                    break
+                continue
+            received += 1
+            if progress is not None:
+                progress.advance(received)
+            if expected <= _LOG_EACH_UP_TO or received % _LOG_EVERY == 0:
+                log.info("headline", offset=item.offset, text=headline.text, seq=headline.seq)
+    if len(finished) < sources:
+        raise Fatal(f"stream ended after {received} headlines, before every final one")
+    return received
