@@ -109,6 +109,14 @@ ticker-fast:  ## Run scenario 4's fast subscriber again
 ticker-slow:  ## Run scenario 4's slow subscriber again
 	$(call rerun,$@)
 
+.PHONY: assistant
+assistant:  ## Run scenario 5 again: ask the model a question (ASSISTANT_PROMPT) and follow the answer
+	$(call rerun,$@)
+
+.PHONY: llm-worker
+llm-worker:  ## Re-create the llm-worker (picks up code changes and LLM_* settings)
+	$(COMPOSE) up --detach --build --no-deps --force-recreate llm-worker
+
 .PHONY: web
 web:  ## Re-create the dashboard (picks up code changes); prints its address
 	$(COMPOSE) up --detach --build --no-deps --force-recreate web
@@ -145,6 +153,10 @@ soak-subscriber: stack-running  ## N SIGKILLs at random instants (N=20; SEED=S r
 .PHONY: chaos-worker
 chaos-worker: stack-running  ## SIGKILL the worker while an order is charging; the order must complete
 	@$(chaos) worker
+
+.PHONY: chaos-llm
+chaos-llm: stack-running  ## SIGKILL the llm-worker mid-answer; the shown text must equal the result
+	@$(chaos) llm
 
 .PHONY: chaos-temporal
 chaos-temporal: stack-running  ## Restart Temporal mid-stream; every service must reconnect by itself

@@ -9,6 +9,7 @@ Targets (the Make targets chaos-TARGET / soak-subscriber call these):
   soak-subscriber N   N SIGKILLs at random instants (N a whole number, 1 or more;
                       SEED=S replays a run)
   worker              SIGKILL the worker mid-activity; the order must still complete
+  llm                 SIGKILL the llm-worker mid-answer; the rendered text must equal the result
   temporal            restart the Temporal server mid-stream; everyone must reconnect
 Each prints what it did and a verdict line. Exit codes: 0 PASS; 1 FAIL (an
 invariant broke, or the run could not finish); 2 refused (bad input, or the
@@ -29,6 +30,7 @@ from typing import NoReturn
 from docker.errors import DockerException
 
 from chaos.engine import Refusal, Stack, StackSubscriber, run_as_app
+from chaos.llm import chaos_llm
 from chaos.subscriber import Report, audit_ledger, kill_and_resume, soak, verdict
 from chaos.temporal import chaos_temporal
 from chaos.worker import chaos_worker
@@ -38,8 +40,10 @@ from services.shared.ledger import LedgerError
 from services.shared.runner import Fatal
 from services.shared.settings import ConfigError, Settings
 
-TARGETS = ("subscriber", "soak-subscriber", "worker", "temporal")
+TARGETS = ("subscriber", "soak-subscriber", "worker", "temporal", "llm")
 STACK = ("temporal", "worker", "subscriber")
+# Targets that act on more than STACK: they refuse unless these run too, and restart them.
+NEEDS = {"llm": ("llm-worker",)}
 # What a fault run can meet and report as a FAIL; anything else is a bug (traceback).
 FAILURES: tuple[type[BaseException], ...] = (
     TimeoutError,
@@ -99,6 +103,8 @@ def _parse(argv: list[str]) -> Callable[[Stack, Settings], bool]:
         return lambda stack, settings: _soak(stack, settings, kills, seed)
     if target == "worker":
         return lambda stack, settings: asyncio.run(chaos_worker(stack, settings, _printer(target)))
+    if target == "llm":
+        return lambda stack, settings: asyncio.run(chaos_llm(stack, settings, _printer(target)))
     if target == "temporal":
         return lambda stack, settings: asyncio.run(
             chaos_temporal(stack, settings, _printer(target))
@@ -115,7 +121,7 @@ def main(argv: list[str]) -> int:
         settings = Settings.from_env()
         run_as_app()
         stack = Stack.find()
-        stack.require_running(*STACK)
+        stack.require_running(*STACK, *NEEDS.get(argv[0], ()))
     except (Refusal, ConfigError) as err:
         print(f"chaos: {err}", file=sys.stderr, flush=True)
         return 2
@@ -130,7 +136,7 @@ def main(argv: list[str]) -> int:
         ok = False
     finally:
         # Interrupted mid-fault (Ctrl-C, a timeout): leave the stack as we found it.
-        restarted = stack.start_stopped(*STACK)
+        restarted = stack.start_stopped(*STACK, *NEEDS.get(argv[0], ()))
         if restarted:
             print(f"{target}: started again: {', '.join(restarted)}", flush=True)
     return 0 if ok else 1
