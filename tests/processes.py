@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -42,16 +44,35 @@ class Service:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *, log_pipe: int = 0) -> None:
+        """Start it, its log appended to ``log_path``; or, with ``log_pipe``, into a pipe of
+        that many bytes that only :meth:`next_log_line` reads.
+
+        A process that logs into a full pipe stops at its next line: the test,
+        reading line by line, decides how far it gets.
+        """
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.module}"],
                 cwd=ROOT,
                 env=self.env,
-                stdout=log,
+                stdout=subprocess.PIPE if log_pipe else log,
                 stderr=subprocess.STDOUT,
             )
         _started.append(self.process)
+        if log_pipe and self.process.stdout is not None:
+            fcntl.fcntl(self.process.stdout, fcntl.F_SETPIPE_SZ, log_pipe)
+
+    def next_log_line(self) -> dict[str, Any]:
+        """The next JSON line from the log pipe (see :meth:`start`); waits for it."""
+        pipe = self._running().stdout
+        if pipe is None:
+            raise RuntimeError(f"{self.module} was not started with a log pipe")
+        line = pipe.readline()
+        if not line:
+            raise AssertionError(f"{self.module} exited; its log pipe ended")
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self.process is None:
