@@ -90,7 +90,7 @@ class Service:
             container.restart(timeout=10)
 
     def running(self) -> bool:
-        return all(c.status == "running" for c in self._containers())
+        return _all_running(self._containers())
 
     def healthy(self) -> bool:
         return all(
@@ -156,9 +156,7 @@ class Stack:
 
     def require_running(self, *services: str) -> None:
         """Refuse, naming the fix, unless every container of ``services`` is running."""
-        missing = [
-            s for s in services if not any(c.status == "running" for c in self.containers(s))
-        ]
+        missing = [s for s in services if not _all_running(self.containers(s))]
         if missing:
             raise Refusal(
                 f"not running in compose project {self.project!r}: {', '.join(missing)}. "
@@ -171,3 +169,8 @@ class Stack:
         for name in down:
             self.service(name).start()
         return down
+
+
+def _all_running(containers: list[Any]) -> bool:
+    """At least one container, and every one running (a scaled service: all replicas)."""
+    return bool(containers) and all(c.status == "running" for c in containers)

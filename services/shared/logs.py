@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -87,7 +86,7 @@ def configure(service: str, *, fmt: str = "console", level: str = "info") -> Non
     activity.logger.activity_info_on_message = False
 
 
-def get(name: str | None = None, **context: Any) -> structlog.stdlib.BoundLogger:
-    """A logger for module ``name`` with ``context`` bound to every line."""
+def get(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A logger for module ``name``."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger.bind(**context) if context else logger
+    return logger
