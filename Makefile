@@ -61,7 +61,7 @@ up:  ## Build and start the stack, then print where to look
 	@$(MAKE) wait-healthy
 	@echo
 	@echo "Stack is up. Temporal Web UI: http://127.0.0.1:$(TEMPORAL_UI_PORT)"
-	@echo "Live dashboard: http://$$($(COMPOSE) port web 8000)"
+	@echo "Live dashboard: http://$$($(COMPOSE) port edge 8000)"
 	@echo "Next:"
 	@echo "  docker compose logs -f        every scenario's output"
 	@echo "  make chaos-subscriber         kill the subscriber mid-stream and prove the resume"
@@ -118,9 +118,11 @@ llm-worker:  ## Re-create the llm-worker (picks up code changes and LLM_* settin
 	$(COMPOSE) up --detach --build --no-deps --force-recreate llm-worker
 
 .PHONY: web
-web:  ## Re-create the dashboard (picks up code changes); prints its address
-	$(COMPOSE) up --detach --build --no-deps --force-recreate web
-	@echo "Dashboard: http://$$($(COMPOSE) port web 8000)"
+web:  ## Re-create the dashboard's replicas (picks up code changes); prints its address
+	$(COMPOSE) up --detach --build --no-deps --force-recreate --wait web
+	@# New containers, new addresses: the edge reads them again.
+	$(COMPOSE) exec edge nginx -s reload
+	@echo "Dashboard: http://$$($(COMPOSE) port edge 8000)"
 
 .PHONY: ticker
 ticker:  ## Run scenario 4 again: both ticker subscribers, side by side

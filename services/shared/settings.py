@@ -65,6 +65,11 @@ class Settings:
     web_heartbeat_seconds: float = 15.0
     web_linger_seconds: float = 30.0
     web_hub_workflow_id: str = "hub-web"
+    web_replay_bytes: int = 16_000_000
+    web_allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    web_client_max_viewers: int = 32
+    web_client_max_streams: int = 16
+    web_assistant_workflow_id: str = "assistant-web"
     # scenario 5: the llm-worker's model, and the assistant (docs/assistant.md)
     llm_base_url: str | None = None  # unset: the built-in offline model answers
     llm_api_key: str | None = field(default=None, repr=False)  # never printed
@@ -141,6 +146,17 @@ class Settings:
             web_heartbeat_seconds=e.number("WEB_HEARTBEAT_SECONDS", d.web_heartbeat_seconds),
             web_linger_seconds=e.number("WEB_LINGER_SECONDS", d.web_linger_seconds),
             web_hub_workflow_id=e.text("WEB_HUB_WORKFLOW_ID", d.web_hub_workflow_id),
+            web_replay_bytes=e.integer("WEB_REPLAY_BYTES", d.web_replay_bytes, minimum=1024),
+            web_allowed_hosts=_web_allowed_hosts(e, d.web_allowed_hosts),
+            web_client_max_viewers=e.integer(
+                "WEB_CLIENT_MAX_VIEWERS", d.web_client_max_viewers, minimum=1
+            ),
+            web_client_max_streams=e.integer(
+                "WEB_CLIENT_MAX_STREAMS", d.web_client_max_streams, minimum=1
+            ),
+            web_assistant_workflow_id=e.text(
+                "WEB_ASSISTANT_WORKFLOW_ID", d.web_assistant_workflow_id
+            ),
             llm_base_url=_llm_base_url(e),
             llm_api_key=e.optional_text("LLM_API_KEY"),
             llm_model=e.text("LLM_MODEL", d.llm_model),
@@ -249,6 +265,25 @@ def _check_temporal_address(e: _Env) -> None:
             f"TEMPORAL_ADDRESS={raw!r} is not host:port; use for example temporal:7233, "
             "127.0.0.1:7233 or my-ns.a1b2c.tmprl.cloud:7233 (no scheme, port 1-65535)"
         )
+
+
+# A host name, an IPv4 address or a bracketed IPv6 address, without a port.
+_HOST = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$")
+
+
+def _web_allowed_hosts(e: _Env, default: tuple[str, ...]) -> tuple[str, ...]:
+    """WEB_ALLOWED_HOSTS: the comma-separated host names the dashboard answers to (any port)."""
+    raw = e.optional_text("WEB_ALLOWED_HOSTS")
+    if raw is None:
+        return default
+    hosts = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    bad = [h for h in hosts if not _HOST.match(h)]
+    if bad or not hosts:
+        raise ConfigError(
+            f"WEB_ALLOWED_HOSTS={raw!r} is not accepted ({', '.join(bad) or 'empty'}); use "
+            "comma-separated host names without ports, e.g. localhost,127.0.0.1,[::1],dash.example"
+        )
+    return hosts
 
 
 def _llm_base_url(e: _Env) -> str | None:

@@ -105,11 +105,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "web"
 
 @pytest.fixture(scope="session")
 def dashboard_url(stack: Stack) -> str:
-    """The live dashboard of the e2e stack, once its service is healthy."""
+    """The live dashboard of the e2e stack, through the edge, once the edge is healthy."""
     stack.wait_until(
-        "web to be healthy", lambda: stack.states().get("web", {}).get("Health") == "healthy"
+        "edge to be healthy", lambda: stack.states().get("edge", {}).get("Health") == "healthy"
     )
-    return "http://" + compose("port", "web", "8000").stdout.strip()
+    return "http://" + compose("port", "edge", "8000").stdout.strip()
 
 
 @pytest.fixture(scope="session")

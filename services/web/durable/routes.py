@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
@@ -47,7 +48,12 @@ IMMUTABLE = "public, max-age=60, stale-while-revalidate=300"
 # offset=-1 names the start of the *latest* chain, and truncation moves it: briefly.
 FROM_START = "public, max-age=5"
 NO_STORE = "no-store"
-_SAFE = {"X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "cross-origin"}
+# (nosniff and the other security headers come from the app's guard, on every response.)
+_SAFE = {
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    # Which replica answered (its container's hostname): failovers are visible from outside.
+    "X-Served-By": socket.gethostname(),
+}
 
 
 @router.api_route("/v1/streams/{workflow_id}", methods=["GET", "HEAD"], response_model=None)
