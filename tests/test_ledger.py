@@ -30,6 +30,7 @@ from services.shared.models import FINAL_STAGE
 from tests.processes import SubscriberProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+TORN = b'{"kind":"event","workflow_id":"wf","run_id":"r1","off'  # a line a kill cut short
 
 
 def _run(ledger: Ledger, run_id: str, offsets: list[int], *, final: bool = False) -> None:
@@ -42,6 +43,17 @@ def _run(ledger: Ledger, run_id: str, offsets: list[int], *, final: bool = False
 
 def _records(path: Path) -> list[Record]:
     return load(path) or []
+
+
+def _written(tmp_path: Path, offsets: list[int], then: bytes) -> Path:
+    """A closed ledger of run r1 up to ``offsets``, and then the raw bytes ``then``."""
+    path = tmp_path / "events.jsonl"
+    ledger = Ledger.open(path)
+    _run(ledger, "r1", offsets)
+    ledger.close()
+    with path.open("ab") as f:
+        f.write(then)
+    return path
 
 
 def test_position_is_the_last_complete_line(tmp_path: Path) -> None:
@@ -59,12 +71,7 @@ def test_position_is_the_last_complete_line(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_is_cut_and_reported(tmp_path: Path) -> None:
-    path = tmp_path / "events.jsonl"
-    ledger = Ledger.open(path)
-    _run(ledger, "r1", [0, 1])
-    ledger.close()
-    with path.open("a") as f:
-        f.write('{"kind":"event","workflow_id":"wf","run_id":"r1","off')  # killed mid-write
+    path = _written(tmp_path, [0, 1], TORN)  # killed mid-write
     reopened = Ledger.open(path)
     assert reopened.repaired_bytes > 0
     assert reopened.position is not None and reopened.position.next_offset == 2
@@ -91,12 +98,7 @@ def test_torn_last_line_is_cut_and_reported(tmp_path: Path) -> None:
 def test_damage_is_refused_with_the_fix_and_nothing_rewritten(
     tmp_path: Path, line: bytes, problem: bytes
 ) -> None:
-    path = tmp_path / "events.jsonl"
-    ledger = Ledger.open(path)
-    _run(ledger, "r1", [0])
-    ledger.close()
-    with path.open("ab") as f:
-        f.write(line + b"\n")
+    path = _written(tmp_path, [0], line + b"\n")
     before = path.read_bytes()
     with pytest.raises(LedgerError) as caught:
         Ledger.open(path)
@@ -308,12 +310,7 @@ def test_summary_keeps_the_newest_resumes_and_no_more(tmp_path: Path) -> None:
 
 def test_damage_above_a_torn_tail_is_refused_and_the_tail_left_as_it_was(tmp_path: Path) -> None:
     """Refusing means nothing rewritten: the torn tail is not cut before the file is judged."""
-    path = tmp_path / "events.jsonl"
-    ledger = Ledger.open(path)
-    _run(ledger, "r1", [0, 1])
-    ledger.close()
-    with path.open("ab") as f:
-        f.write(b"GARBAGE\n" + b'{"kind":"event","workflow_id":"wf","run_id":"r1","off')
+    path = _written(tmp_path, [0, 1], b"GARBAGE\n" + TORN)
     before = path.read_bytes()
     with pytest.raises(LedgerError, match="line 5"):
         Ledger.open(path)
@@ -322,12 +319,8 @@ def test_damage_above_a_torn_tail_is_refused_and_the_tail_left_as_it_was(tmp_pat
 
 def test_a_character_torn_at_the_tail_is_read_like_any_torn_line(tmp_path: Path) -> None:
     """A kill can split a multi-byte character; the chaos tools and tests still read the rest."""
-    path = tmp_path / "events.jsonl"
-    ledger = Ledger.open(path)
-    _run(ledger, "r1", [0])
-    ledger.close()
-    with path.open("ab") as f:  # killed after the first byte of "ü" (0xc3 0xbc)
-        f.write('{"kind":"end","workflow_id":"wf","run_id":"r1","why":"Zü'.encode()[:-1])
+    # Killed after the first byte of "ü" (0xc3 0xbc).
+    path = _written(tmp_path, [0], '{"kind":"end","run_id":"r1","why":"Zü'.encode()[:-1])
     records = read(SubscriberProcess({}, tmp_path / "s.log", path))
     assert records is not None and [r.KIND for r in records] == ["section", "resume", "event"]
     summary = summarize(path)

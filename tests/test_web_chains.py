@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowHandle
 from services.shared.connect import runtime
 from services.shared.models import NEWS_TOPIC, TICK_TOPIC, HubInput, TickerInput
 from services.shared.settings import Settings
-from services.web.chain import describe
+from services.web.chain import chain_runs, status
 from services.worker import build_worker
 from services.workflows import HubWorkflow, TickerWorkflow
 from testkit.devserver import DevServer, dev_server, free_port
@@ -144,18 +144,10 @@ async def _ticker(
 
 
 async def _rolled_over(client: Client, ticker: WorkflowHandle[TickerWorkflow, int]) -> bool:
-    return (await describe(client, ticker.id)).run_id != ticker.result_run_id
+    run_id, _ = await status(client, ticker.id, None)
+    return run_id != ticker.result_run_id
 
 
 async def _runs(client: Client, ticker: WorkflowHandle[TickerWorkflow, int]) -> list[str]:
     """The runs of the chain that ``ticker`` started, from its history's links."""
-    runs = [ticker.result_run_id or ""]
-    while True:
-        handle = client.get_workflow_handle(ticker.id, run_id=runs[-1])
-        async for event in handle.fetch_history_events():
-            attributes = event.workflow_execution_continued_as_new_event_attributes
-            if attributes.new_execution_run_id:
-                runs.append(attributes.new_execution_run_id)
-                break
-        else:
-            return runs
+    return await chain_runs(client, ticker.id, ticker.result_run_id or "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
@@ -16,9 +16,9 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
 from services.shared.models import NEWS_TOPIC, HubInput
 from services.shared.settings import Settings
-from services.web.chain import Position
-from services.web.fanout import Fanout
-from services.web.stream import Dropped, Item, Message, Stream
+from services.web.chain import POLL, Position, StreamEvent
+from services.web.registry import Registry
+from services.web.window import Dropped, Message, watch
 from services.workflows import HubWorkflow
 from testkit.sse import SseEvent
 from testkit.waiting import eventually
@@ -26,14 +26,14 @@ from tests.test_web_support import Web, publish, running_web, viewer
 
 pytestmark = pytest.mark.usefixtures("worker")
 VIEWERS = 50
-POLL = "__temporal_workflow_stream_poll"  # the library's poll Update
 
 
 async def test_fifty_viewers_get_every_event_through_one_poll(
     client: Client, settings: Settings
 ) -> None:
     hub = await _hub(client, settings)
-    async with running_web(client, settings) as web:
+    # All fifty come from 127.0.0.1: one client, as far as the per-client cap can tell.
+    async with running_web(client, settings, web_client_max_viewers=VIEWERS) as web:
         async with asyncio.TaskGroup() as group:
             readers = [group.create_task(_read_news(web, hub.id)) for _ in range(VIEWERS)]
             await _until_viewers(web, VIEWERS)
@@ -73,29 +73,31 @@ async def test_a_viewer_that_vanishes_mid_stream_frees_its_subscription(
 async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
     client: Client, settings: Settings
 ) -> None:
-    """The fan-out itself: a viewer that stops reading is cut off past its buffer."""
+    """The window itself: a viewer that stops reading is cut off; the other gets everything."""
     hub = await _hub(client, settings)
-    fanout = Fanout(client, dataclasses.replace(settings, web_viewer_buffer=3))
+    registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
     try:
-        slow = await fanout.join(hub.id, None)
-        fast = await fanout.join(hub.id, None)
-        slow_messages, fast_messages = slow.messages(), fast.messages()
-        first = asyncio.create_task(_next(slow_messages))  # it takes one event, then no more
-        reading = asyncio.create_task(_items(fast_messages, 10))
-        await eventually(_live(slow.stream, 2), what="both viewers to be live")
-        await publish(client, hub.id, range(9), final=True)
-        fast_items = await reading  # all of them, while the slow one reads nothing more
-        assert await first == Item(fast_items[0].event)
-        # Cut off the moment its buffer of 3 overflowed: one read, four behind.
-        assert [m async for m in slow_messages] == [Dropped(behind=4)]
-        slow.leave()
-        # It resumes by its last id and misses nothing.
-        resumed = await fanout.join(hub.id, Position(slow.stream.chain, 0))
-        again = await _items(resumed.messages(), 9)
+        window = await registry.open(hub.id, None)
+        # One event per read for the slow one, so that each of its reads is a step.
+        slow = watch(window, 0, buffer=3, max_bytes=1)
+        fast = asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 19))
+        await publish(client, hub.id, range(1))
+        first = await anext(slow)  # caught up: from now on it must keep up
+        await publish(client, hub.id, range(1, 10))
+        await eventually(lambda: window.head == 10, what="ten events in the window")
+        second = await anext(slow)  # nine behind once: a burst, not yet slow
+        await publish(client, hub.id, range(10, 19))
+        fast_events = await fast  # all of them, while the slow one read nothing more
+        # Further behind the second time: cut off, 17 behind.
+        rest = [m async for m in slow]
+        resumed = await registry.read(hub.id, Position(window.chain, 2), wait=5, max_bytes=10**6)
     finally:
-        await fanout.close()
-    assert [m.event.offset for m in fast_items] == list(range(10))
-    assert [m.event.offset for m in again] == list(range(1, 10))
+        await registry.close()
+    assert [e.offset for e in fast_events] == list(range(19))
+    assert [first, second] == fast_events[:2]
+    assert rest == [Dropped(behind=17)]
+    # It resumes by its position and misses nothing.
+    assert [e.offset for e in resumed.events] == list(range(2, 19))
     await hub.signal(HubWorkflow.close)
 
 
@@ -136,6 +138,17 @@ async def _fanout_empty(web: Web) -> bool:
 
 async def _polls_in_flight(hub: WorkflowHandle[HubWorkflow, None]) -> tuple[int, int]:
     """The most stream polls (Updates) in flight at once over the history, and how many."""
+    peak, accepted, _ = await _polls(hub)
+    return peak, accepted
+
+
+async def _in_flight(hub: WorkflowHandle[HubWorkflow, None]) -> int:
+    """Stream polls accepted and not completed, as the history stands now."""
+    return (await _polls(hub))[2]
+
+
+async def _polls(hub: WorkflowHandle[HubWorkflow, None]) -> tuple[int, int, int]:
+    """Polls at most in flight at once, polls accepted, and polls in flight at the end."""
     polls: set[str] = set()  # accepted and not yet completed
     peak = accepted = 0
     async for event in hub.fetch_history_events():
@@ -147,20 +160,7 @@ async def _polls_in_flight(hub: WorkflowHandle[HubWorkflow, None]) -> tuple[int,
                 peak = max(peak, len(polls))
         elif event.HasField("workflow_execution_update_completed_event_attributes"):
             polls.discard(event.workflow_execution_update_completed_event_attributes.meta.update_id)
-    return peak, accepted
-
-
-async def _in_flight(hub: WorkflowHandle[HubWorkflow, None]) -> int:
-    """Stream polls accepted and not completed, as the history stands now."""
-    polls: set[str] = set()
-    async for event in hub.fetch_history_events():
-        if event.HasField("workflow_execution_update_accepted_event_attributes"):
-            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
-            if request.input.name == POLL:
-                polls.add(request.meta.update_id)
-        elif event.HasField("workflow_execution_update_completed_event_attributes"):
-            polls.discard(event.workflow_execution_update_completed_event_attributes.meta.update_id)
-    return len(polls)
+    return peak, accepted, len(polls)
 
 
 async def _nudged(client: Client, hub: WorkflowHandle[HubWorkflow, None]) -> bool:
@@ -176,21 +176,10 @@ async def _offset_past(client: Client, hub_id: str, offset: int) -> bool:
     return current > offset
 
 
-def _live(stream: Stream, count: int) -> Callable[[], Awaitable[bool]]:
-    async def live() -> bool:
-        return stream.live_viewers == count
-
-    return live
-
-
-async def _next(messages: AsyncIterator[Message]) -> Message:
-    return await anext(messages)
-
-
-async def _items(messages: AsyncIterator[Message], count: int) -> list[Item]:
-    got: list[Item] = []
+async def _events(messages: AsyncIterator[Message], count: int) -> list[StreamEvent]:
+    got: list[StreamEvent] = []
     async for message in messages:
-        if isinstance(message, Item):
+        if isinstance(message, StreamEvent):
             got.append(message)
             if len(got) == count:
                 return got

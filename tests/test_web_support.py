@@ -20,6 +20,7 @@ from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from services.shared.models import NEWS_TOPIC, Headline
 from services.shared.settings import Settings
 from services.web.app import create_app
+from services.web.chain import chain_of, status
 from services.web.server import serving
 from testkit.sse import SseEvent, SseParser
 
@@ -68,6 +69,27 @@ async def viewer(
         assert response.status_code == 200, (await response.aread()).decode()
         assert response.headers["content-type"].startswith("text/event-stream")
         yield sse_events(response)
+
+
+@asynccontextmanager
+async def connection(
+    web: Web, *follows: str, after: str | None = None, last_event_id: str | None = None
+) -> AsyncIterator[AsyncIterator[SseEvent]]:
+    """One multiplexed ``/events`` connection following ``follows``; it must answer 200."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    params: dict[str, str | list[str]] = {"follow": list(follows)}
+    if after is not None:
+        params["after"] = after
+    async with web.http.stream("GET", "/events", params=params, headers=headers) as response:
+        assert response.status_code == 200, (await response.aread()).decode()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield sse_events(response)
+
+
+async def latest_chain(client: Client, workflow_id: str) -> str:
+    """The chain of the id's latest run, as the web names it."""
+    run_id, _ = await status(client, workflow_id, None)
+    return await chain_of(client, workflow_id, run_id)
 
 
 async def read_until_end(events: AsyncIterator[SseEvent]) -> list[SseEvent]:

@@ -1,30 +1,46 @@
-"""One workflow id's runs, grouped into continue-as-new chains, and read from Temporal.
+"""A workflow id's runs grouped into chains by their continue-as-new links, and read from Temporal.
 
-Offsets are global along a continue-as-new chain (the library carries its
-base offset), but a new run started under the same workflow id begins again
-at 0. A chain is named by its first run id, which every run of the chain
-reports, so ``<first run id>:<offset>`` pins a position exactly.
+The bottom floor of the web: no state, only calls to Temporal.
+
+**Chain identity.** Offsets are global along a continue-as-new chain (the
+library carries its base offset into the next run), but any other new run
+under the same workflow id - a new start, a retry, a cron run, a reset -
+begins a log of its own. So a chain is named by the run id of its *first*
+run, found by walking the continue-as-new links backwards: a run's started
+event names the run it continued from, and that run's closing event must
+name this run as the one it continued as new into. A link that is not
+confirmed from both ends (a retry or cron run names its predecessor too; a
+reset run carries a copy of its base run's started event) starts a new
+chain. ``first_run_id`` is no help: it spans retries, cron runs and resets.
+
+A position in a stream is ``(chain, offset)``, the offset being the next one
+to read; ``<chain>:<offset>`` pins it exactly and is never shared by two logs.
 
 The library, after a continue-as-new, polls the workflow id's *latest* run,
-which may already belong to another chain. So we never let it: each run is
-read through a handle pinned to its id, and the next run of the chain is the
-one named in the closing event of the run before.
+which may already belong to another chain; so each run is read through a
+handle pinned to its id (with no client given to the stream client, so the
+library cannot jump), and the next run is the one named by the closing event.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import cast
 
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload, WorkflowExecution
-from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import ContinueAsNewInitiator
+from temporalio.api.workflowservice.v1 import (
+    GetWorkflowExecutionHistoryRequest,
+    GetWorkflowExecutionHistoryReverseRequest,
+)
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import RawValue
 from temporalio.contrib.workflow_streams import (
     PollInput,
@@ -33,16 +49,18 @@ from temporalio.contrib.workflow_streams import (
     WorkflowStreamItem,
 )
 
-# A run id is a UUID; the offset a whole number.
-_POSITION = re.compile(r"^(?P<chain>[0-9A-Za-z-]{1,64}):(?P<offset>[0-9]{1,15})$")
-_POLL = "__temporal_workflow_stream_poll"  # the library's update and query name
+POLL = "__temporal_workflow_stream_poll"  # the library's update and query name
 # A chain longer than this is a loop, not a workflow.
-_MAX_HOPS = 10_000
+MAX_HOPS = 10_000
+
+
+class ChainTooLong(RuntimeError):
+    """Following the links took more than MAX_HOPS runs."""
 
 
 @dataclass(frozen=True)
 class Position:
-    """The last event a viewer received: its chain and its offset."""
+    """Where a reader stands in a stream: its chain and the next offset to read."""
 
     chain: str
     offset: int
@@ -50,106 +68,116 @@ class Position:
     def __str__(self) -> str:
         return f"{self.chain}:{self.offset}"
 
-    @classmethod
-    def parse(cls, text: str, *, source: str) -> Position:
-        """Read ``<first run id>:<offset>``; ValueError names ``source`` and the form."""
-        match = _POSITION.match(text.strip())
-        if match is None:
-            raise ValueError(
-                f"{source} {text!r} is not an event id; use one this server sent, "
-                "of the form <first run id>:<offset>, e.g. 01a214a6-7e73-734f-8c4d-68fe7c9b80d9:17"
-            )
-        return cls(match["chain"], int(match["offset"]))
-
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a workflow id, and the chain it belongs to."""
+    """One run of a workflow id, its chain, and its status when it was described."""
 
     workflow_id: str
     run_id: str
     chain: str
     status: WorkflowExecutionStatus | None
 
-    @classmethod
-    def of(cls, description: WorkflowExecutionDescription) -> Run:
-        info = description.raw_description.workflow_execution_info
-        # first_run_id is empty on servers older than 1.21: the run is its own chain.
-        chain = info.first_run_id or description.run_id
-        return cls(description.id, description.run_id, chain, description.status)
 
-    @property
-    def closed(self) -> bool:
-        return self.status not in (None, WorkflowExecutionStatus.RUNNING)
+@dataclass(frozen=True)
+class StreamEvent:
+    """What a stream holds at one offset: its topic, its JSON text, its size in bytes."""
 
-
-async def describe(client: Client, workflow_id: str, run_id: str | None = None) -> Run:
-    """The run (the latest one when ``run_id`` is None); RPCError NOT_FOUND if absent."""
-    return Run.of(await client.get_workflow_handle(workflow_id, run_id=run_id).describe())
+    offset: int
+    topic: str
+    data: str
+    size: int = field(compare=False)
 
 
-async def successor(client: Client, workflow_id: str, run_id: str) -> str:
-    """The run that ``run_id`` continued as new into, from its closing event."""
+@dataclass(frozen=True)
+class Page:
+    """Retained events from a position on, and the offset after them (the log's end if all)."""
+
+    events: list[StreamEvent]
+    next_offset: int
+
+
+async def status(
+    client: Client, workflow_id: str, run_id: str | None
+) -> tuple[str, WorkflowExecutionStatus | None]:
+    """The run id and status (of the latest run when ``run_id`` is None); RPCError if absent."""
+    description = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
+    return description.run_id, description.status
+
+
+async def successor(client: Client, workflow_id: str, run_id: str) -> str | None:
+    """The run that ``run_id`` continued as new into, from its closing event; None if none."""
     request = GetWorkflowExecutionHistoryReverseRequest(
         namespace=client.namespace,
         execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
         maximum_page_size=1,
     )
     response = await client.workflow_service.get_workflow_execution_history_reverse(request)
+    if not response.history.events:
+        return None
     closing = response.history.events[0].workflow_execution_continued_as_new_event_attributes
-    if not closing.new_execution_run_id:
-        raise RuntimeError(f"run {run_id} of {workflow_id} has no continue-as-new event")
-    return closing.new_execution_run_id
+    return closing.new_execution_run_id or None
 
 
-async def current_run(client: Client, workflow_id: str, chain: str) -> Run:
-    """The chain's newest run: where its stream is now (RPCError NOT_FOUND if gone)."""
-    latest = await describe(client, workflow_id)
-    if latest.chain == chain:
-        return latest
-    run = await describe(client, workflow_id, chain)
-    for _ in range(_MAX_HOPS):
-        if run.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
+async def predecessor(client: Client, workflow_id: str, run_id: str) -> str | None:
+    """The run that ``run_id`` says it continued from (by continue-as-new only), or None."""
+    request = GetWorkflowExecutionHistoryRequest(
+        namespace=client.namespace,
+        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+        maximum_page_size=1,
+    )
+    response = await client.workflow_service.get_workflow_execution_history(request)
+    if not response.history.events:
+        return None
+    attributes = response.history.events[0].workflow_execution_started_event_attributes
+    if attributes.initiator != ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW:
+        return None  # a first start, a retry or a cron run: a log of its own
+    return attributes.continued_execution_run_id or None
+
+
+async def chain_of(client: Client, workflow_id: str, run_id: str) -> str:
+    """The chain ``run_id`` belongs to: its first run, by links confirmed from both ends."""
+    run = run_id
+    for _ in range(MAX_HOPS):
+        before = await predecessor(client, workflow_id, run)
+        if before is None or await successor(client, workflow_id, before) != run:
             return run
-        run = await describe(client, workflow_id, await successor(client, workflow_id, run.run_id))
-    raise RuntimeError(f"chain {chain} of {workflow_id} is longer than {_MAX_HOPS} runs")
+        run = before
+    raise ChainTooLong(f"{workflow_id}: the chain of run {run_id} is longer than {MAX_HOPS} runs")
 
 
-@dataclass(frozen=True)
-class StreamEvent:
-    """What a stream holds at one offset: its topic and its JSON text as published."""
+async def chain_runs(client: Client, workflow_id: str, chain: str) -> list[str]:
+    """Every run of the chain, first to last, by following its continue-as-new links forward."""
+    runs = [chain]
+    while (after := await successor(client, workflow_id, runs[-1])) is not None:
+        if len(runs) >= MAX_HOPS:
+            raise ChainTooLong(f"{workflow_id}: chain {chain} is longer than {MAX_HOPS} runs")
+        runs.append(after)
+    return runs
 
-    offset: int
-    topic: str
-    data: str
 
-
-@dataclass(frozen=True)
-class Page:
-    """Retained events from a position on, and where the next page starts."""
-
-    events: list[StreamEvent]
-    next_offset: int
+async def last_run(
+    client: Client, workflow_id: str, chain: str
+) -> tuple[str, WorkflowExecutionStatus | None]:
+    """The chain's newest run and its status (RPCError NOT_FOUND if the chain is gone)."""
+    runs = await chain_runs(client, workflow_id, chain)
+    return await status(client, workflow_id, runs[-1])
 
 
 async def read_retained(client: Client, run: Run, from_offset: int) -> Page:
     """One page (about 1 MB at most) of what the run still holds from ``from_offset``.
 
     A query, not an update: it costs no history and counts against no limit.
-    The workflow starts it at its retained base when ``from_offset`` was
-    truncated away, so the first event's offset tells what was dropped.
+    The workflow answers from its retained base when ``from_offset`` was
+    truncated away, so the first event's offset tells what was dropped; a
+    ``next_offset`` below ``from_offset`` means the position is past the end.
     """
     handle = client.get_workflow_handle(run.workflow_id, run_id=run.run_id)
     result = await handle.query(
-        _POLL, PollInput(topics=[], from_offset=from_offset), result_type=PollResult
+        POLL, PollInput(topics=[], from_offset=from_offset), result_type=PollResult
     )
     # Items travel as base64 of the serialized Payload (the library's wire form).
-    events = [
-        StreamEvent(
-            item.offset, item.topic, payload_json(Payload.FromString(base64.b64decode(item.data)))
-        )
-        for item in result.items
-    ]
+    events = [event(item.offset, item.topic, _wire_payload(item.data)) for item in result.items]
     return Page(events, result.next_offset)
 
 
@@ -169,15 +197,39 @@ async def follow_run(
     # subscribe() is an async generator; its declared type hides aclose().
     async with aclosing(cast(AsyncGenerator[WorkflowStreamItem[RawValue]], items)) as reading:
         async for item in reading:
-            yield StreamEvent(item.offset, item.topic, payload_json(item.data.payload))
+            yield event(item.offset, item.topic, item.data.payload)
 
 
-def payload_json(payload: Payload) -> str:
-    """The payload's JSON text as published (the default converter's json/plain)."""
+def event(offset: int, topic: str, payload: Payload | None) -> StreamEvent:
+    """The stream event at ``offset``; its data is always valid JSON text."""
+    data = _payload_json(payload)
+    return StreamEvent(offset, topic, data, len(data.encode()))
+
+
+def _wire_payload(data: str) -> Payload | None:
+    try:
+        return Payload.FromString(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError, DecodeError):
+        return None
+
+
+def _payload_json(payload: Payload | None) -> str:
+    """The payload's JSON text as published (the default converter's json/plain).
+
+    Anything else - protobuf, binary, encrypted, text that is not UTF-8 or not
+    JSON - is described, not guessed at, so one odd event cannot stop a stream.
+    """
+    if payload is None:
+        return json.dumps({"undecodable": "not a payload the library wrote"})
     encoding = payload.metadata.get("encoding", b"")
-    if encoding == b"json/plain":
-        return payload.data.decode()
     if encoding == b"binary/null":
         return "null"
-    # Anything else (protobuf, binary, encrypted) is described, not guessed at.
-    return json.dumps({"encoding": encoding.decode(errors="replace"), "bytes": len(payload.data)})
+    described = {"encoding": encoding.decode(errors="replace"), "bytes": len(payload.data)}
+    if encoding == b"json/plain":
+        try:
+            text = payload.data.decode()
+            json.loads(text)
+        except ValueError as err:  # UnicodeDecodeError and JSONDecodeError alike
+            return json.dumps({**described, "undecodable": type(err).__name__})
+        return text
+    return json.dumps(described)

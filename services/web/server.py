@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.shared.runner import Fatal
-from services.web.fanout import Fanout
+from services.web.registry import Registry
 
 # Viewers are released before uvicorn stops; this bounds what is left.
 GRACEFUL_SHUTDOWN_S = 5
@@ -49,8 +49,8 @@ async def serving(app: FastAPI, host: str, port: int) -> AsyncIterator[int]:
             await asyncio.sleep(0.05)
         yield server.servers[0].sockets[0].getsockname()[1]
     finally:
-        fanout: Fanout = app.state.fanout
-        await fanout.close()
+        registry: Registry = app.state.registry
+        await registry.close()
         server.should_exit = True
         with contextlib.suppress(SystemExit):
             await task

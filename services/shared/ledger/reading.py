@@ -1,4 +1,4 @@
-"""Reading a ledger: strict parsing, and a read-only summary for other processes.
+"""Reading a ledger: strict parsing, and loading one from outside the writer.
 
 Only complete lines count. A last line without its newline was torn by a
 kill mid-write: a reader ignores it, and the writer cuts it on open. Any
@@ -8,20 +8,9 @@ fix, because the ledger is the subscriber's resume position.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
-from services.shared.ledger.records import (
-    Event,
-    Position,
-    Record,
-    Resume,
-    Section,
-    Totals,
-    advance,
-    decode,
-)
+from services.shared.ledger.records import Record, decode
 
 RESET_HINT = "make reset-subscriber"
 
@@ -61,17 +50,6 @@ def _refuse(source: str, number: int, problem: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Summary:
-    """A ledger as it stands, for a dashboard or a report."""
-
-    runs: int  # sections ever started, compacted ones included
-    events: int  # events ever recorded, compacted ones included
-    position: Position | None
-    last_event: Event | None
-    resumes: list[Resume]  # the kept ones, oldest first
-
-
 def load(path: Path) -> list[Record] | None:
     """The records of the ledger at ``path``, read without its lock; None while it is absent.
 
@@ -82,25 +60,3 @@ def load(path: Path) -> list[Record] | None:
     except FileNotFoundError:
         return None
     return parse(data, str(path))
-
-
-def summarize(path: Path, *, resumes: int = 20) -> Summary | None:
-    """Read ``path`` without taking its lock; None while it does not exist."""
-    records = load(path)
-    if records is None:
-        return None
-    runs = events = 0
-    position: Position | None = None
-    last_event: Event | None = None
-    seams: deque[Resume] = deque(maxlen=resumes)  # the newest ``resumes``; none for 0
-    for record in records:
-        position = advance(position, record)
-        if isinstance(record, Totals):
-            runs, events = runs + record.runs, events + record.events
-        elif isinstance(record, Section):
-            runs += 1
-        elif isinstance(record, Event):
-            events, last_event = events + 1, record
-        elif isinstance(record, Resume):
-            seams.append(record)
-    return Summary(runs, events, position, last_event, list(seams))
