@@ -70,6 +70,7 @@ class Settings:
     web_client_max_viewers: int = 32
     web_client_max_streams: int = 16
     web_assistant_workflow_id: str = "assistant-web"
+    web_listen_port: int = 8000  # inside its container; compose publishes it as WEB_PORT
     # scenario 5: the llm-worker's model, and the assistant (docs/assistant.md)
     llm_base_url: str | None = None  # unset: the built-in offline model answers
     llm_api_key: str | None = field(default=None, repr=False)  # never printed
@@ -156,6 +157,9 @@ class Settings:
             ),
             web_assistant_workflow_id=e.text(
                 "WEB_ASSISTANT_WORKFLOW_ID", d.web_assistant_workflow_id
+            ),
+            web_listen_port=e.integer(
+                "WEB_LISTEN_PORT", d.web_listen_port, minimum=0, maximum=65535
             ),
             llm_base_url=_llm_base_url(e),
             llm_api_key=e.optional_text("LLM_API_KEY"),

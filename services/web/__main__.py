@@ -1,4 +1,4 @@
-"""web: serves the dashboard on port 8000 (compose publishes it on 127.0.0.1 only)."""
+"""web: serves the dashboard on WEB_LISTEN_PORT, 8000 (compose publishes it on 127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ log = logs.get(__name__)
 
 # Inside its container the service listens on every interface; the host sees
 # it only where compose publishes it (127.0.0.1:WEB_PORT).
-HOST, PORT = "0.0.0.0", 8000  # noqa: S104
+HOST = "0.0.0.0"  # noqa: S104
 
 
 async def main(settings: Settings) -> None:
@@ -24,7 +24,10 @@ async def main(settings: Settings) -> None:
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     client = await connect(settings)
     app = create_app(client, settings)
-    async with serving(app, HOST, PORT) as port, health.ready(settings.health_file):
+    async with (
+        serving(app, HOST, settings.web_listen_port) as port,
+        health.ready(settings.health_file),
+    ):
         log.info(
             "dashboard ready",
             port=port,
