@@ -46,7 +46,7 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: lint  ## Lint, then every test against a real Temporal dev server (no Docker)
+test: lint tls-tools  ## Lint, then every test against a real Temporal dev server (no Docker)
 	$(PY) -m pytest -m "not e2e"
 
 .PHONY: bench
@@ -179,6 +179,15 @@ browser:
 	  else echo "error: the browser tests need Debian's chromium; run: sudo apt-get install chromium"; \
 	  exit 1; fi; }
 
+# The cluster tests put a TLS front door (nginx) with a private CA (openssl)
+# in front of the dev server: Debian's packages, installed when missing.
+.PHONY: tls-tools
+tls-tools:
+	@{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light openssl; \
+	  else echo "error: the cluster tests need nginx and openssl; run: sudo apt-get install nginx-light openssl"; \
+	  exit 1; fi; }
+
 .PHONY: e2e
-e2e: venv browser  ## The whole stack on Docker, in its own compose project, asserted
+e2e: venv browser tls-tools  ## The whole stack on Docker, in its own compose project, asserted
 	$(PY) -m pytest -m e2e tests/e2e

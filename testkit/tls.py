@@ -138,11 +138,12 @@ def render(
     upstream: str,
     api_key: str | None = None,
     seen_at: Path | None = None,
+    run: Path | None = None,
 ) -> Path:
     """Write deploy/tls's config for ``shape`` beside the certificates; return its path.
 
     ``seen_at`` is where nginx will find that directory (a container's mount
-    point); it writes its pid and buffers into ``run-SHAPE`` there.
+    point); it writes its pid and buffers into ``run`` (``run-SHAPE`` there).
     """
     if (shape == "api-key") != (api_key is not None):
         raise ValueError("an API key is needed by the api-key shape, and only there")
@@ -151,7 +152,7 @@ def render(
         "LISTEN": listen,
         "UPSTREAM": upstream,
         "CERTS": str(where),
-        "RUN": str(where / f"run-{shape}"),
+        "RUN": str(run or where / f"run-{shape}"),
         "SHAPE": str(where / f"{shape}.conf"),
         "API_KEY": api_key or "",
     }
