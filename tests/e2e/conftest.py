@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    sync_playwright,
+)
 
 from testkit.devserver import free_port
 from tests.e2e.cli import compose
@@ -120,3 +127,72 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+# Connection failures while `web` restarts are the browser reporting what a test caused.
+EXPECTED_WHILE_DOWN = ("net::ERR_", "Failed to load resource")
+
+
+class Console:
+    """What a page printed: its console errors and its uncaught exceptions."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self.exceptions: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.exceptions.append(str(error)))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def unexpected(self, *, web_restarted: bool = False) -> list[str]:
+        """Every exception, and every console error a test did not cause."""
+        allowed = EXPECTED_WHILE_DOWN if web_restarted else ()
+        return self.exceptions + [e for e in self.errors if not e.startswith(allowed)]
+
+
+@pytest.fixture
+def tabs(browser: Browser, dashboard_url: str) -> Iterator[BrowserContext]:
+    """One browser profile: its tabs share the six connections a browser keeps per host."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=dashboard_url)
+    try:
+        yield context
+    finally:
+        for n, page in enumerate(context.pages):
+            page.screenshot(path=ARTIFACTS / f"last-tab{n}.png", full_page=True)
+        context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot and the page's window.dashboard, into .artifacts/web/."""
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+    try:
+        state = page.evaluate("JSON.stringify(dashboard)")
+    except Error as err:
+        state = json.dumps({"unreadable": str(err)})
+    (ARTIFACTS / f"{name}.json").write_text(state)
+
+
+def stream_faults(page: Page) -> list[str]:
+    """What a page's streams missed or received twice: per panel and chain, in arrival order.
+
+    Every item carries its chain and offset (``dashboard.received``); offsets of
+    one chain must go 0, 1, 2, ... except across a gap the server reported as
+    truncated (``dashboard.gaps``).
+    """
+    state: dict[str, Any] = page.evaluate("({received: dashboard.received, gaps: dashboard.gaps})")
+    faults = []
+    for key, ids in state["received"].items():
+        skips = {(g["from_offset"], g["to_offset"]) for g in state["gaps"].get(key, [])}
+        expected: dict[str, int] = {}
+        for entry in ids:
+            chain, _, raw = entry.rpartition(":")
+            offset, want = int(raw), expected.get(chain, 0)
+            if offset < want:
+                faults.append(f"{key}: {entry} again (expected offset {want})")
+            elif offset > want and not any(lo <= want and hi == offset for lo, hi in skips):
+                faults.append(f"{key}: {chain}:{want}..{offset - 1} missed before {entry}")
+            expected[chain] = max(want, offset + 1)
+    return faults
