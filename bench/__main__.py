@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench import ledger, page
+from bench import ledger, llm, page
 from bench.catchup import catch_up
 from bench.latency import latency
 from bench.report import (
@@ -130,6 +130,10 @@ async def main() -> None:
     figures["sse"] = await sse(scale=scale)
     for title, rows in sse_tables(figures["sse"]):
         show(figures, title, rows)
+
+    answers = await llm.measure()
+    figures["llm"] = llm.as_json(answers)
+    show(figures, "scenario 5: a model's tokens to a reader, per answer", llm.rows(answers))
 
     figures["minutes"] = round((time.monotonic() - began) / 60, 1)
     write_json(RESULTS, figures)

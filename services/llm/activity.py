@@ -71,21 +71,37 @@ UPSTREAM = Publishing(0.0, timedelta(milliseconds=200), force_flush=False)
 
 
 class Deltas:
-    """Coalesces chunks into numbered deltas of one (turn, attempt)."""
+    """Coalesces chunks into numbered deltas of one (turn, attempt).
+
+    A chunk after a quiet spell goes out at once; the ones that follow within
+    ``coalesce_s`` wait for the pump, which sends them together when that
+    time is up, so no chunk waits longer than ``coalesce_s``.
+    """
 
     def __init__(self, topic: TopicHandle[Delta], turn: int, attempt: int, how: Publishing):
         self.topic, self.turn, self.attempt, self.how = topic, turn, attempt, how
         self.seq = 0
         self.buffer: list[str] = []
         self.last = 0.0
+        self.buffered = asyncio.Event()
 
     def add(self, chunk: str) -> None:
         self.buffer.append(chunk)
-        if time.monotonic() - self.last >= self.how.coalesce_s:
+        if self.how.coalesce_s <= 0:
+            self.flush()
+        else:
+            self.buffered.set()
+
+    async def pump(self) -> None:
+        """Send what is buffered once ``coalesce_s`` has passed since the last delta."""
+        while True:
+            await self.buffered.wait()
+            await asyncio.sleep(max(0.0, self.last + self.how.coalesce_s - time.monotonic()))
             self.flush()
 
     def flush(self) -> None:
         """Publish what is buffered as one delta (the way out calls it too)."""
+        self.buffered.clear()
         if not self.buffer:
             return
         delta = Delta(self.turn, self.attempt, self.seq, "".join(self.buffer))
@@ -124,6 +140,7 @@ class Completions:
         began = time.monotonic()
         bound.info("answering", model=self.model.name)
         keep_alive = asyncio.create_task(_heartbeats(text, info.heartbeat_timeout))
+        pump = asyncio.create_task(deltas.pump())
         try:
             async with stream:  # leaving it flushes what is buffered
                 if attempt >= 2:
@@ -145,9 +162,10 @@ class Completions:
             bound.warning("attempt cancelled", chars=sum(map(len, text)), deltas=deltas.seq)
             raise
         finally:
-            keep_alive.cancel()
-            with suppress(asyncio.CancelledError):
-                await keep_alive
+            for task in (keep_alive, pump):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         answer = Answer("".join(text), attempt, self.model.name)
         bound.info(
             "answered",
