@@ -103,12 +103,7 @@ async def test_catch_up_reads_a_closed_pipeline_as_json_messages_then_eof(
 async def test_the_pypi_client_reads_a_pipeline_and_resumes_from_a_saved_offset(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-durable-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
-    async with running_web(client, settings) as web:
-        await publish(client, hub_id, range(5))
+    async with _hub_web(client, settings, "durable", 5) as (web, hub_id):
         url = f"{web.url}/v1/streams/{hub_id}"
         async with astream(url, offset="-1", live=False) as first:
             before = [m async for m in first.iter_json()]
@@ -126,12 +121,7 @@ async def test_the_pypi_client_reads_a_pipeline_and_resumes_from_a_saved_offset(
 async def test_offset_now_skips_what_is_there_and_a_long_poll_from_it_gets_the_next(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-now-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
-    async with running_web(client, settings) as web:
-        await publish(client, hub_id, range(5))
+    async with _hub_web(client, settings, "now", 5) as (web, hub_id):
         tail = await _get(web, hub_id, offset="now")
         head = await web.http.head(f"/v1/streams/{hub_id}")
         waiting = asyncio.create_task(_get(web, hub_id, offset="now", live="long-poll"))
@@ -160,12 +150,7 @@ async def test_offset_now_skips_what_is_there_and_a_long_poll_from_it_gets_the_n
 async def test_an_empty_long_poll_answers_204_with_the_tail_and_a_moving_cursor(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-204-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
-    async with running_web(client, settings) as web:
-        await publish(client, hub_id, range(3))
+    async with _hub_web(client, settings, "204", 3) as (web, hub_id):
         caught_up = await _get(web, hub_id, offset="-1")
         tail = caught_up.headers[NEXT]
         empty = await _get(web, hub_id, offset=tail, live="long-poll", timeout="0.3")
@@ -183,14 +168,9 @@ async def test_an_empty_long_poll_answers_204_with_the_tail_and_a_moving_cursor(
 async def test_sse_sends_data_then_control_and_closes_with_the_stream(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-sse-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
     pipeline = await _pipeline(client, settings)
     await pipeline.result()
-    async with running_web(client, settings) as web:
-        await publish(client, hub_id, range(3))
+    async with _hub_web(client, settings, "sse", 3) as (web, hub_id):
         async with _sse(web, hub_id, offset="-1") as events:
             data, control = await anext(events), await anext(events)
             await publish(client, hub_id, range(3, 4))
@@ -212,12 +192,7 @@ async def test_sse_sends_data_then_control_and_closes_with_the_stream(
 async def test_a_position_removed_by_truncation_is_gone_410(
     client: Client, settings: Settings
 ) -> None:
-    ticker = await client.start_workflow(
-        TickerWorkflow.run,
-        TickerInput(ticks=30, interval_seconds=0.1, keep=3),
-        id=settings.ticker_workflow_id,
-        task_queue=settings.task_queue,
-    )
+    ticker = await _ticker(client, settings, ticks=30, keep=3)
     # A window of 3 events: what the ticker dropped is gone from the web's memory too.
     async with running_web(client, settings, web_replay_events=3) as web:
         early = await _get(web, ticker.id, offset="-1", live="long-poll")
@@ -252,12 +227,7 @@ async def test_offsets_are_exact_across_continue_as_new(
 ) -> None:
     client, ticks = rolling.client, 12
     settings = dataclasses.replace(settings, task_queue="durable-rolling")
-    ticker = await client.start_workflow(
-        TickerWorkflow.run,
-        TickerInput(ticks=ticks, interval_seconds=0.1, keep=ticks),
-        id=settings.ticker_workflow_id,
-        task_queue=settings.task_queue,
-    )
+    ticker = await _ticker(client, settings, ticks=ticks, keep=ticks)  # keeps every tick
     async with running_web(client, settings) as web:
         first = await _get(web, ticker.id, offset="-1", live="long-poll")
         saved = first.headers[NEXT]
@@ -344,12 +314,36 @@ def _moved(token: str, by: int) -> str:
     return offset.at(offset.offset + by).token()
 
 
+@asynccontextmanager
+async def _hub_web(
+    client: Client, settings: Settings, tag: str, headlines: int
+) -> AsyncIterator[tuple[Web, str]]:
+    """The web, and a hub of this test's own with ``headlines`` published: its workflow id."""
+    hub_id = f"hub-{tag}-{settings.task_queue}"
+    await client.start_workflow(
+        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+    )
+    async with running_web(client, settings) as web:
+        await publish(client, hub_id, range(headlines))
+        yield web, hub_id
+
+
 async def _pipeline(client: Client, settings: Settings) -> WorkflowHandle[PipelineWorkflow, str]:
     return await client.start_workflow(
         PipelineWorkflow.run,
         PipelineInput(step_seconds=0.1, steps_per_stage=1),
         id=settings.pipeline_workflow_id,
         task_queue=settings.task_queue,
+    )
+
+
+async def _ticker(
+    client: Client, settings: Settings, *, ticks: int, keep: int
+) -> WorkflowHandle[TickerWorkflow, int]:
+    """A ticker every 0.1 s that truncates its log to the last ``keep`` ticks."""
+    ticker = TickerInput(ticks=ticks, interval_seconds=0.1, keep=keep)
+    return await client.start_workflow(
+        TickerWorkflow.run, ticker, id=settings.ticker_workflow_id, task_queue=settings.task_queue
     )
 
 
