@@ -233,3 +233,27 @@ def test_an_unreachable_cluster_is_still_retried(certs: Certificates, tmp_path: 
     assert logs[-1]["event"] == "giving up"
     assert logs[-1]["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
     assert API_KEY not in order.log_path.read_text()
+
+
+def test_a_profile_file_is_enough(doors: dict[Shape, FrontDoor], tmp_path: Path) -> None:
+    """TEMPORAL_CONFIG_FILE and TEMPORAL_PROFILE alone: the SDK's TOML profile, mTLS."""
+    door = doors["mtls"]
+    certs = door.certs
+    profile = tmp_path / "temporal.toml"
+    profile.write_text(
+        f'[profile.cluster]\naddress = "{door.address}"\nnamespace = "default"\n\n'
+        f'[profile.cluster.tls]\nserver_name = "{SERVER_NAME}"\n'
+        f'server_ca_cert_path = "{certs.ca}"\n'
+        f'client_cert_path = "{certs.client}"\nclient_key_path = "{certs.client_key}"\n'
+    )
+    env = {"TEMPORAL_CONFIG_FILE": str(profile), "TEMPORAL_PROFILE": "cluster", **QUICK}
+    worker = Service("worker", {**env, "TASK_QUEUE": f"toml-{tmp_path.name}"}, tmp_path / "w.log")
+    worker.start()
+    assert worker.wait_for_log("connected")["address"] == door.address
+    order = Service(
+        "order_starter", {**env, "TASK_QUEUE": f"toml-{tmp_path.name}"}, tmp_path / "o.log"
+    )
+    order.start()
+    assert order.wait() == 0
+    assert order.logs()[-1]["event"] == "workflow result"
+    assert worker.stop() == 0
