@@ -22,6 +22,7 @@ from playwright.sync_api import (
 )
 
 from testkit.devserver import free_port
+from testkit.waiting import wait_until
 from tests.e2e.cli import compose
 
 ONE_SHOTS = ("order-starter", "publisher", "ticker-fast", "ticker-slow")
@@ -196,3 +197,12 @@ def stream_faults(page: Page) -> list[str]:
                 faults.append(f"{key}: {chain}:{want}..{offset - 1} missed before {entry}")
             expected[chain] = max(want, offset + 1)
     return faults
+
+
+def until(page: Page, condition: str, *, what: str, within: float = 60) -> Any:
+    """Poll a JavaScript expression on ``page`` until it is truthy; return its value.
+
+    Not ``page.wait_for_function``: that compiles a string inside the page, which
+    the dashboard's Content-Security-Policy (no 'unsafe-eval') rightly refuses.
+    """
+    return wait_until(lambda: page.evaluate(condition), what=what, within=within, interval=0.2)

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.cli import compose
-from tests.e2e.conftest import ARTIFACTS, Console, Stack, make, shot, stream_faults
+from tests.e2e.conftest import ARTIFACTS, Console, Stack, make, shot, stream_faults, until
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def test_the_dashboard_streams_resumes_and_shows_the_ledger(
     assert make("web").returncode == 0
     resumed = _connection_after(page, "pipeline", connections)
     of_chain = f"dashboard.received.pipeline.filter(id => id.startsWith('{chain}:'))"
-    page.wait_for_function(f"{of_chain}.length >= {before + 5}", timeout=MINUTE)
+    until(page, f"{of_chain}.length >= {before + 5}", what="5 more pipeline events, resumed")
     offsets = _offsets(page, chain)
     assert offsets == list(range(len(offsets))), f"gap or duplicate: {offsets}"
     assert resumed["chain"] == chain and resumed["resumed_after"] in offsets
@@ -71,9 +71,10 @@ def test_the_dashboard_streams_resumes_and_shows_the_ledger(
     # 3. The subscriber is killed and resumes; the ledger panel shows that resume.
     since = page.evaluate("Date.now()")
     assert make("chaos-subscriber").returncode == 0
-    page.wait_for_function(
+    until(
+        page,
         f"(dashboard.ledger?.resumes ?? []).some(r => Date.parse(r.at) > {since})",
-        timeout=MINUTE,
+        what="the ledger panel to show the subscriber's resume",
     )
     expect(page.locator("#pipeline .resumes li").first).to_contain_text("resumed at offset")
     shot(page, "3-ledger")
@@ -97,17 +98,18 @@ def test_the_dashboard_is_loopback_only_and_not_root(stack: Stack, dashboard_url
 
 def _mid_run(page: Page) -> tuple[str, int]:
     """Wait for a pipeline run with a few events in and most still to come."""
-    handle = page.wait_for_function(
-        """() => {
+    chain, count = until(
+        page,
+        """(() => {
             const ids = dashboard.received.pipeline ?? [];
             if (!ids.length) return null;
             const chain = ids.at(-1).split(":")[0];
             const count = ids.filter(id => id.startsWith(chain + ":")).length;
             return count >= 3 && count <= 35 ? [chain, count] : null;
-        }""",
-        timeout=3 * MINUTE,
+        })()""",
+        what="a pipeline run a few events in",
+        within=180,
     )
-    chain, count = handle.json_value()
     return str(chain), int(count)
 
 
@@ -118,12 +120,12 @@ def _log(page: Page, key: str) -> list[dict[str, Any]]:
 
 def _connection_after(page: Page, key: str, seen: int) -> dict[str, Any]:
     """The first "connected" entry of the page's connection log after entry ``seen``."""
-    handle = page.wait_for_function(
-        f"""() => dashboard.connections['{key}'].slice({seen})
-                 .find(c => c.state === 'connected') ?? null""",
-        timeout=2 * MINUTE,
+    entry: dict[str, Any] = until(
+        page,
+        f"dashboard.connections['{key}'].slice({seen}).find(c => c.state === 'connected')",
+        what=f"the page to connect {key} again",
+        within=120,
     )
-    entry: dict[str, Any] = handle.json_value()
     return entry
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, Console, Stack, shot, stream_faults
+from tests.e2e.conftest import ARTIFACTS, Console, Stack, shot, stream_faults, until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +34,7 @@ def test_five_tabs_stream_at_once(stack: Stack, tabs: BrowserContext) -> None:
 
     # Every tab connects: no badge stays on "connecting", in any panel of any tab.
     for page in pages:
-        page.wait_for_function("dashboard.connection.some(c => c.state === 'live')", timeout=MINUTE)
+        until(page, "dashboard.connection.some(c => c.state === 'live')", what="a tab to go live")
         for panel in FIXED:
             badge = page.locator(f"#{panel} .head .conn")
             expect(badge).not_to_have_attribute("data-state", "connecting", timeout=MINUTE)
@@ -53,9 +53,11 @@ def test_five_tabs_stream_at_once(stack: Stack, tabs: BrowserContext) -> None:
     for page, before in zip(pages, counts, strict=True):
         wanted = {"ticker": 5, "hub": hub_events + 1, "pipeline": 3, "assistant": 3}
         for key, more in wanted.items():
-            page.wait_for_function(
+            until(
+                page,
                 f"(dashboard.received.{key} ?? []).length >= {before[key] + more}",
-                timeout=3 * MINUTE,
+                what=f"{more} more {key} items in every tab",
+                within=180,
             )
         expect(page.locator("#assistant li.turn").last).to_have_attribute(
             "data-state", "complete", timeout=2 * MINUTE

@@ -8,6 +8,7 @@ export const dashboard = {
   connections: {}, // panel key -> [{state, text, at, ...}] each change of its badge
   connection: [], // the page's one connection: [{state, text, at, follows}]
   turns: {}, // Assistant turn -> what that turn's view shows (see panels/assistant.js)
+  asked: [], // the Assistant's answers to the page's questions: {workflow_id, turn, question_id}
   jumps: [], // the ticker's slow lane: the truncations it jumped
   ledger: null, // the last /api/ledger answer
   errors: [], // uncaught errors and failed requests

@@ -36,6 +36,8 @@ export function assistantPanel(config, connection) {
       if (!topics.includes(topic)) return;
       const { turn, change } = transcript.apply(topic, data);
       if (change === "ignored" || change === "repeated") return;
+      // Keep the newest text in sight, unless the reader scrolled up to read.
+      const follow = nearBottom(list);
       let view = views.get(turn.turn);
       if (!view) {
         view = new TurnView(turn.turn);
@@ -44,7 +46,6 @@ export function assistantPanel(config, connection) {
         list.append(view.node);
         field(panel, "turns").textContent = views.size;
       }
-      const follow = nearBottom(list);
       view.render(turn, change);
       if (follow) list.scrollTop = list.scrollHeight;
     },
@@ -80,6 +81,7 @@ function askForm(form) {
     status.textContent = "asking…";
     try {
       const asked = await postJSON("/api/assistant", { prompt }, { timeoutMs: ASK_TIMEOUT_MS });
+      dashboard.asked.push(asked);
       status.textContent = `turn ${asked.turn} asked`;
       input.value = "";
     } catch (err) {
@@ -104,13 +106,17 @@ class TurnView {
       el("div", { class: "a" }, el("span", { class: "who" }, "Assistant"),
         el("div", {}, this.rewinds, this.answer, this.meta)));
     this.shownRewinds = 0;
+    this.grew = 0; // how many times the answer changed while it streamed
   }
 
   render(turn, change) {
     this.node.dataset.state = turn.state;
     if (turn.prompt !== null) $(this.question, ".text").textContent = turn.prompt;
     while (this.shownRewinds < turn.rewinds.length) this.rewinds.append(rewindNode(turn.rewinds[this.shownRewinds++]));
-    if (change !== "fenced") this.answer.textContent = turn.text;
+    if (change !== "fenced" && this.answer.textContent !== turn.text) {
+      this.answer.textContent = turn.text;
+      if (turn.state === "streaming") this.grew += 1;
+    }
     this.meta.replaceChildren(...metaParts(turn));
     this.meta.dataset.check = turn.matched === null ? "" : String(turn.matched);
     dashboard.turns[this.n] = {
@@ -118,6 +124,7 @@ class TurnView {
       state: turn.state,
       attempt: turn.attempt,
       shown: this.answer.textContent, // what the page shows, read back from the page
+      grew: this.grew,
       rewinds: turn.rewinds.map(({ from, to, discarded, why }) => ({ from, to, chars: discarded.length, why })),
       rewind_shown: this.rewinds.querySelectorAll(".rewind").length,
       fenced: turn.fenced,
