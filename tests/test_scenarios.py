@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from services import subscriber
 from services.order_starter import run_order
-from services.shared.ledger import Event, Resume, audit, parse
+from services.shared.ledger import Event, Resume, audit, load
 from services.shared.models import (
     FINAL_STAGE,
     WORK_STAGES,
@@ -49,10 +49,7 @@ async def test_pipeline_resumes_from_the_ledger_where_the_subscriber_stopped(
     settings = dataclasses.replace(settings, pipeline_steps_per_stage=2, pipeline_runs=1)
 
     def events() -> list[Event]:
-        if not settings.ledger_path.exists():
-            return []
-        records = parse(settings.ledger_path.read_bytes(), "ledger")
-        return [r for r in records if isinstance(r, Event)]
+        return [r for r in load(settings.ledger_path) or [] if isinstance(r, Event)]
 
     first = asyncio.create_task(subscriber.main(settings))
     await eventually(lambda: len(events()) >= 2, what="two recorded events", within=60)
@@ -62,7 +59,7 @@ async def test_pipeline_resumes_from_the_ledger_where_the_subscriber_stopped(
     recorded = len(events())
     await subscriber.main(settings)
 
-    records = parse(settings.ledger_path.read_bytes(), "ledger")
+    records = load(settings.ledger_path) or []
     stages = [(e.offset, e.stage) for e in events()]
     assert stages == list(enumerate([s for s in WORK_STAGES for _ in range(2)] + [FINAL_STAGE]))
     resumes = [r.next_offset for r in records if isinstance(r, Resume)]
