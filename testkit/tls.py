@@ -44,36 +44,25 @@ class Certificates:
     """
 
     directory: Path
+    ca: Path
+    client: Path
+    client_key: Path
+    other_ca: Path
+    other_client: Path
+    other_client_key: Path
 
-    @property
-    def ca(self) -> Path:
-        return self.directory / "ca.pem"
-
-    @property
-    def client(self) -> Path:
-        return self.directory / "client.pem"
-
-    @property
-    def client_key(self) -> Path:
-        return self.directory / "client.key"
-
-    @property
-    def other_ca(self) -> Path:
-        return self.directory / "other_ca.pem"
-
-    @property
-    def other_client(self) -> Path:
-        return self.directory / "other_client.pem"
-
-    @property
-    def other_client_key(self) -> Path:
-        return self.directory / "other_client.key"
+    @classmethod
+    def at(cls, directory: Path) -> Certificates:
+        """The files' names in ``directory`` (``make_certificates`` writes them)."""
+        d = directory
+        return cls(d, d / "ca.pem", d / "client.pem", d / "client.key",
+                   d / "other_ca.pem", d / "other_client.pem", d / "other_client.key")  # fmt: skip
 
 
 def make_certificates(directory: Path) -> Certificates:
     """Create the CA, the server's and the clients' certificates with the openssl CLI."""
     directory.mkdir(parents=True, exist_ok=True)
-    certs = Certificates(directory)
+    certs = Certificates.at(directory)
     for ca in ("ca", "other_ca"):
         _sign(certs, ca, subject=f"workflow-streams test {ca}", by=None)
     names = ", ".join(f"DNS:{name}" for name in SERVER_NAMES) + ", IP:127.0.0.1"
