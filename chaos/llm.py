@@ -25,6 +25,7 @@ from services.shared.subscriptions import follow
 
 PROMPT = "What happens to a streamed answer when its worker dies?"
 TIMEOUT_S = 180.0
+KILL_AFTER_CHARS = 80  # a rewind worth seeing, well before the answer's end
 
 
 async def chaos_llm(
@@ -69,8 +70,8 @@ async def chaos_llm(
             if isinstance(change, Completed | TurnFailed):
                 end = change
                 break
-            if killed is None and item.topic == DELTA_TOPIC:
-                shown = len(transcript.turns[asked.turn].text)
+            shown = len(transcript.turns[asked.turn].text) if asked.turn in transcript.turns else 0
+            if killed is None and item.topic == DELTA_TOPIC and shown >= KILL_AFTER_CHARS:
                 await asyncio.to_thread(worker.kill)
                 killed = time.monotonic()
                 say(f"killed the llm-worker (SIGKILL) mid-answer, {shown} chars into attempt 1")

@@ -20,7 +20,14 @@ from services.llm import history
 from services.shared.conversation import Discarded
 from testkit.jsonlogs import events
 from testkit.waiting import eventually
-from tests.llm_support import assert_every_turn_exact, close, converse, llm_worker, logged
+from tests.llm_support import (
+    Reader,
+    assert_every_turn_exact,
+    close,
+    converse,
+    llm_worker,
+    logged,
+)
 from tests.processes import Service
 
 # Short enough for a lean suite, long enough that a fault lands mid-answer.
@@ -33,23 +40,48 @@ def llm_env(env: dict[str, str], task_queue: str) -> dict[str, str]:
 
 
 async def test_llm_worker_killed_mid_answer_the_retry_is_rendered_exactly(
-    client: Client, llm_env: dict[str, str], task_queue: str, tmp_path: Path
+    client: Client, llm_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """The assistant asks and shows the answer; a separate reader renders it too."""
     first = llm_worker(llm_env, tmp_path / "llm-1.log")
-    conversation_id, reader, asked = await converse(client, task_queue, "Why fence by attempt?")
-    await reader.wait_for("delta", turn=asked.turn, attempt=1)
+    assistant = _assistant(llm_env, tmp_path)
+    assistant.start()
+    asked = await logged(assistant, "asked")
+    reader = Reader(client, assistant.env["ASSISTANT_CONVERSATION_ID"])
+    reader.start()
+    await reader.wait_for("delta", turn=asked["turn"], attempt=1)
     first.kill()  # SIGKILL mid-answer: attempt 1 never finishes
     second = llm_worker(llm_env, tmp_path / "llm-2.log")
-    shown = await reader.ended(asked.turn)
+    assert await asyncio.to_thread(assistant.wait, 90) == 0, assistant.logs()[-3:]
+    shown = await reader.ended(asked["turn"])
     assert shown.status == "complete"
-    retry = await reader.wait_for("retry", turn=asked.turn)
+    retry = await reader.wait_for("retry", turn=asked["turn"])
     assert retry.data["attempt"] >= 2 and retry.data["discarded_from"] == retry.data["attempt"] - 1
     assert [c for c in reader.changes if isinstance(c, Discarded)], "the rewind was not rendered"
     recorded = await assert_every_turn_exact(client, reader)
-    assert recorded.answers[asked.turn].attempt >= 2
-    await close(client, conversation_id)
+    answer = recorded.answers[asked["turn"]]
+    assert answer.attempt >= 2
+    # The assistant said what it threw away, and then showed exactly the result.
+    logs = assistant.logs()
+    (discarded,) = events(logs, "attempt discarded")
+    assert discarded["attempt"] == 1 and discarded["started_over"] == retry.data["attempt"]
+    assert discarded["why"] == retry.data["why"]
+    after = logs[logs.index(discarded) :]
+    assert "".join(line["text"] for line in events(after, "answer")) == answer.text
+    assert events(logs, "answer complete")[0]["matches_result"] is True
+    await close(client, reader.conversation_id)
     await reader.stop()
     assert second.stop() == 0
+
+
+def _assistant(llm_env: dict[str, str], tmp_path: Path) -> Service:
+    env = {
+        **llm_env,
+        "ASSISTANT_CONVERSATION_ID": f"assistant-{tmp_path.name[-12:]}",
+        "ASSISTANT_STATE_PATH": str(tmp_path / "assistant.json"),
+        "ASSISTANT_PROMPT": "Tell me about offsets.",
+    }
+    return Service("assistant", env, tmp_path / "assistant.log")
 
 
 async def test_a_zombie_attempts_late_deltas_reach_the_log_but_not_the_rendered_text(
@@ -76,7 +108,7 @@ async def test_a_zombie_attempts_late_deltas_reach_the_log_but_not_the_rendered_
     finally:
         os.kill(process.pid, signal.SIGCONT)
     current = retried[0].data["attempt"]
-    shown = await reader.ended(asked.turn)
+    assert (await reader.ended(asked.turn)).status == "complete"
     # The zombie wakes, publishes what it had, and is cancelled at its next heartbeat.
     late = await eventually(
         lambda: [
@@ -100,14 +132,8 @@ async def test_the_assistant_killed_mid_answer_resumes_without_repeating_a_line(
     client: Client, llm_env: dict[str, str], task_queue: str, tmp_path: Path
 ) -> None:
     worker = llm_worker(llm_env, tmp_path / "llm.log")
-    conversation = f"assistant-{tmp_path.name[-12:]}"
-    env = {
-        **llm_env,
-        "ASSISTANT_CONVERSATION_ID": conversation,
-        "ASSISTANT_STATE_PATH": str(tmp_path / "assistant.json"),
-        "ASSISTANT_PROMPT": "Tell me about offsets.",
-    }
-    assistant = Service("assistant", env, tmp_path / "assistant.log")
+    assistant = _assistant(llm_env, tmp_path)
+    conversation = assistant.env["ASSISTANT_CONVERSATION_ID"]
     assistant.start()
     await logged(assistant, "answer")
     assistant.kill()

@@ -190,7 +190,7 @@ def _why(attempt: int, details: object) -> str:
     if isinstance(details, (list, tuple)) and len(details) >= 2:
         chars, worker = details[0], details[1]
         return (
-            f"attempt {before} on {worker} stopped after {chars} chars (worker lost, "
-            "timed out, or a passing model error); a model does not repeat itself"
+            f"attempt {before} on {worker} stopped ({chars} chars at its last heartbeat): "
+            "worker lost, timed out, or a passing model error"
         )
     return f"attempt {before} failed before its first chunk"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation
@@ -44,6 +45,9 @@ from services.shared.models import (
 from services.shared.settings import Settings
 
 ASK_ATTEMPTS = 5  # transient faults only; an answer (a refused prompt) is raised at once
+# Only llm-workers run a conversation: one killed while it held a workflow task
+# stalls the stream until this timeout hands the task to another (default 10 s).
+TASK_TIMEOUT = timedelta(seconds=4)
 
 
 def check_prompt(prompt: str) -> str:
@@ -74,6 +78,7 @@ async def ask(
             id=conversation_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            task_timeout=TASK_TIMEOUT,
         )
         try:
             asked: Asked = await client.execute_update_with_start_workflow(
