@@ -15,16 +15,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
+from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from services.publisher import run_publisher
 from services.shared.backoff import Backoff
-from services.shared.headlines import AbortedByRollover, aborted_by_closing_run, publish_headlines
+from services.shared.headlines import (
+    AbortedByRollover,
+    aborted_by_closing_run,
+    publish_headlines,
+    wait_applied,
+)
 from services.shared.models import NEWS_TOPIC, Headline, HubInput
 from services.shared.runner import Fatal
 from services.shared.settings import Settings
@@ -202,6 +209,46 @@ async def test_an_update_a_rollover_cut_short_is_retried_within_the_budget_after
     assert "the hub's run closed before taking the update" in retries[0]["error"]
     assert str(caught.value).startswith(
         "hub-1 flow control: still failing after 1 retries: the hub's run closed"
+    )
+
+
+@workflow.defn(name="BrokenHub")
+class BrokenHub:
+    """A hub whose every ``applied`` fails the workflow task that runs it (a bug, say)."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    async def applied(self, publisher_id: str) -> None:
+        raise RuntimeError(f"the workflow task fails (publisher {publisher_id})")
+
+
+async def test_flow_control_that_keeps_failing_gives_up_on_its_budget_after_a_delay(
+    client: Client, task_queue: str
+) -> None:
+    """The server answers each ``applied`` WorkflowNotReady, as for a rollover's refused
+    task, but for good. The publisher must retry on its budget (RECONNECT_ATTEMPTS, here 1)
+    after the shared delay, then say what failed; not 20 tries at once, blaming rollovers.
+    """
+    runner = UnsandboxedWorkflowRunner()  # a workflow of this test module's own
+    async with Worker(client, task_queue=task_queue, workflows=[BrokenHub], workflow_runner=runner):
+        hub = await client.start_workflow(
+            BrokenHub.run, id=f"broken-{task_queue}", task_queue=task_queue
+        )
+        # One retry: each call waits some 20 s for the failing task before the answer.
+        backoff = Backoff(f"{hub.id} flow control", attempts=1)
+        try:
+            with capture_logs() as logs, pytest.raises(Fatal) as caught:
+                await wait_applied(client.get_workflow_handle(hub.id), "p1", backoff)
+        finally:
+            await hub.terminate("test over")
+    retries = [line for line in logs if line["event"].endswith("retrying")]
+    assert [(r["attempt"], r["of"], r["retry_in_s"]) for r in retries] == [(1, 1, 0.5)]
+    assert str(caught.value).startswith(
+        f"{hub.id} flow control: still failing after 1 retries: Unable to perform workflow "
+        "execution update due to Workflow Task in failed state"
     )
 
 
