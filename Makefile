@@ -121,7 +121,7 @@ llm-worker:  ## Re-create the llm-worker (picks up code changes and LLM_* settin
 web:  ## Re-create the dashboard's replicas (picks up code changes); prints its address
 	$(COMPOSE) up --detach --build --no-deps --force-recreate --wait web
 	@# New containers, new addresses: the edge reads them again.
-	$(COMPOSE) exec edge nginx -s reload
+	$(COMPOSE) exec edge sh /etc/nginx/edge/start.sh reload
 	@echo "Dashboard: http://$$($(COMPOSE) port edge 8000)"
 
 .PHONY: ticker
