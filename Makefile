@@ -65,6 +65,7 @@ up:  ## Build and start the stack, then print where to look
 	@echo "Next:"
 	@echo "  docker compose logs -f        every scenario's output"
 	@echo "  make chaos-subscriber         kill the subscriber mid-stream and prove the resume"
+	@echo "  make assistant / chaos-llm    ask the model again / kill its worker mid-answer"
 	@echo "  make ps                       what is running and what has exited"
 	@echo "  make down / make clean        stop (keep data) / stop and delete data"
 
