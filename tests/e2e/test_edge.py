@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from durable_streams import astream
 
@@ -101,20 +102,50 @@ async def test_a_replica_killed_mid_stream_costs_a_reader_no_gap_and_no_repeat(
     run_id = await _a_fresh_run(url)
     messages: list[Message] = []
     served_by: list[str] = []
-    killed = ""
+    killed_at = 0
     async with astream(url, offset="-1", live="long-poll") as reading:
         async for batch in reading.iter_events(mode="json"):
             messages.extend(batch.data)
             served_by.append(reading.headers.get("x-served-by", ""))
-            if not killed and len(messages) >= 3:
-                killed = served_by[-1]
-                docker("kill", killed)  # the replica this stream is routed to
+            if not killed_at and len(messages) >= 3:
+                killed_at = len(served_by)
+                docker("kill", served_by[-1])  # the replica this stream is routed to
             if any(m["data"]["stage"] == "complete" for m in batch.data):
                 break
     offsets = [m["offset"] for m in messages]
     assert offsets == list(range(len(offsets))), "no gap, no repeat across the kill"
-    assert served_by[-1] != killed, f"after the kill, another replica served: {served_by}"
+    before, after = served_by[:killed_at], served_by[killed_at:]
+    print(f"replica kill: {len(messages)} events in {len(served_by)} reads, by {served_by}")
+    assert len(set(before)) == 1, f"one replica serves a stream: {served_by}"
+    assert set(after) - set(before), f"after the kill another replica served: {served_by}"
     assert _as_ledger(messages) == _ledger_run(stack, run_id)
+
+
+async def test_identical_long_polls_collapse_into_one_origin_request(dashboard_url: str) -> None:
+    """Fifty viewers waiting at the same offset cost the origin one request (X-Cache-Status)."""
+    viewers = 50
+    async with httpx.AsyncClient(base_url=dashboard_url, timeout=90) as http:
+        hub = "/v1/streams/hub-web"
+
+        async def hub_exists() -> bool:
+            if (await http.head(hub)).status_code == 404:
+                await http.post("/api/hub/publish", json={})  # starts the hub
+                return False
+            return True
+
+        await eventually(hub_exists, what="the dashboard's hub to exist")
+        tail = (await http.head(hub)).headers["stream-next-offset"]
+        polls = [
+            asyncio.create_task(http.get(hub, params={"offset": tail, "live": "long-poll"}))
+            for _ in range(viewers)
+        ]
+        published = await http.post("/api/hub/publish", json={})
+        answers = await asyncio.gather(*polls)
+    assert published.status_code in (202, 409), published.text  # 409: one is already running
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1 and answers[0].json()
+    statuses = [a.headers["x-cache-status"] for a in answers]
+    assert statuses.count("MISS") == 1, statuses  # the rest waited for it, or hit its copy
 
 
 # -- the clients ------------------------------------------------------------------
