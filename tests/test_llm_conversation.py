@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from pathlib import Path
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
+from temporalio.contrib.workflow_streams import PollInput, PollResult
 
 from services.shared.conversation import ask
 from tests.llm_support import Reader, assert_every_turn_exact, close, llm_worker
 
 TURNS = 5
+POLL_QUERY = "__temporal_workflow_stream_poll"  # the stream's own read of what it retains
+
+
+def _payload(wire: str) -> Payload:
+    payload = Payload()
+    payload.ParseFromString(base64.b64decode(wire))
+    return payload
 
 
 async def test_a_conversation_continues_as_new_mid_conversation_with_every_turn_exact(
@@ -48,6 +58,17 @@ async def test_a_conversation_continues_as_new_mid_conversation_with_every_turn_
     recorded = await assert_every_turn_exact(client, reader)
     assert sorted(recorded.answers) == list(range(1, TURNS + 1))
     assert recorded.runs >= 3, f"{recorded.runs} runs: it did not continue as new"
+    # The carried log was cut before the last turn answered when the run handed
+    # over (turn 4; LLM_HISTORY_TURNS=1): a prefix, so the log begins at its
+    # `turn` event, and no older turn's question is left in it.
+    retained = await client.get_workflow_handle(conversation_id).query(
+        POLL_QUERY, PollInput(from_offset=0), result_type=PollResult
+    )
+    decode = client.data_converter.payload_converter
+    kept = [(i.topic, decode.from_payload(_payload(i.data), dict)) for i in retained.items]
+    assert retained.items[0].offset > 0 and kept[0][0] == "turn"
+    assert kept[0][1]["turn"] == TURNS - 1
+    assert sorted(data["turn"] for topic, data in kept if topic == "turn") == [TURNS - 1, TURNS]
     # Asking again with a known id, after the hand-overs, is the same turn.
     assert await asking(1) == turns[1]
     # The model saw the exchange before it: history crossed the runs.
