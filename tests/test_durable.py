@@ -76,20 +76,22 @@ def test_a_cursor_echoed_in_its_own_interval_moves_strictly_forward() -> None:
 async def test_catch_up_reads_a_closed_pipeline_as_json_messages_then_eof(
     client: Client, settings: Settings
 ) -> None:
-    pipeline = await _pipeline(client, settings)
-    await pipeline.result()
-    reference = await _subscribed(client, pipeline.id, 6)
+    pipeline = await _finished_pipeline(client, settings)
+    reference = await _subscribed(client, pipeline, 6)
     async with running_web(client, settings) as web:
-        whole = await _get(web, pipeline.id, offset="-1")
-        eof = await _get(web, pipeline.id, offset=whole.headers[NEXT])
+        whole = await _get(web, pipeline, offset="-1")
+        eof = await _get(web, pipeline, offset=whole.headers[NEXT])
         again = await web.http.get(
-            f"/v1/streams/{pipeline.id}",
+            f"/v1/streams/{pipeline}",
             params={"offset": whole.headers[NEXT]},
             headers={"If-None-Match": eof.headers["etag"]},
         )
+        async with astream(f"{web.url}/v1/streams/{pipeline}", offset="-1", live=False) as pypi:
+            via_client = await pypi.read_json()
     assert whole.status_code == 200
     assert whole.headers["content-type"] == "application/json"
     assert whole.json() == reference
+    assert via_client == reference  # the PyPI client reads the same
     assert whole.headers[UP_TO_DATE] == "true"  # closure may show here, or one read later
     assert whole.headers["cache-control"] == "public, max-age=5"  # -1 moves: briefly
     # The canonical EOF: an empty array at the final offset, closed, kept by edges.
@@ -100,7 +102,7 @@ async def test_catch_up_reads_a_closed_pipeline_as_json_messages_then_eof(
     assert (again.status_code, again.content) == (304, b"")
 
 
-async def test_the_pypi_client_reads_a_pipeline_and_resumes_from_a_saved_offset(
+async def test_the_pypi_client_resumes_from_a_saved_offset_with_no_gap_and_no_repeat(
     client: Client, settings: Settings
 ) -> None:
     async with _hub_web(client, settings, "durable", 5) as (web, hub_id):
@@ -168,14 +170,13 @@ async def test_an_empty_long_poll_answers_204_with_the_tail_and_a_moving_cursor(
 async def test_sse_sends_data_then_control_and_closes_with_the_stream(
     client: Client, settings: Settings
 ) -> None:
-    pipeline = await _pipeline(client, settings)
-    await pipeline.result()
+    pipeline = await _finished_pipeline(client, settings)
     async with _hub_web(client, settings, "sse", 3) as (web, hub_id):
         async with _sse(web, hub_id, offset="-1") as events:
             data, control = await anext(events), await anext(events)
             await publish(client, hub_id, range(3, 4))
             live_data, live_control = await anext(events), await anext(events)
-        async with _sse(web, pipeline.id, offset="-1") as events:
+        async with _sse(web, pipeline, offset="-1") as events:
             closed = [event async for event in events]  # the server ends the response
     assert (data.event, control.event) == ("data", "control")
     assert [m["data"]["seq"] for m in data.json()] == [0, 1, 2]
@@ -246,16 +247,15 @@ async def test_offsets_are_exact_across_continue_as_new(
 async def test_bad_input_is_a_clear_400_and_an_unknown_stream_404(
     client: Client, settings: Settings
 ) -> None:
-    pipeline = await _pipeline(client, settings)
-    await pipeline.result()
+    pipeline = await _finished_pipeline(client, settings)
     async with running_web(client, settings) as web:
-        malformed = await _get(web, pipeline.id, offset="yesterday")
-        number = await _get(web, pipeline.id, offset="3")
-        mode = await _get(web, pipeline.id, offset="-1", live="websocket")
-        timeout = await _get(web, pipeline.id, offset="-1", live="long-poll", timeout="600")
+        malformed = await _get(web, pipeline, offset="yesterday")
+        number = await _get(web, pipeline, offset="3")
+        mode = await _get(web, pipeline, offset="-1", live="websocket")
+        timeout = await _get(web, pipeline, offset="-1", live="long-poll", timeout="600")
         unknown = await _get(web, "no-such-workflow", offset="-1")
-        token = (await _get(web, pipeline.id, offset="-1")).headers[NEXT]
-        beyond = await _get(web, pipeline.id, offset=_moved(token, +5))
+        token = (await _get(web, pipeline, offset="-1")).headers[NEXT]
+        beyond = await _get(web, pipeline, offset=_moved(token, +5))
     for refused in (malformed, number, mode, timeout, beyond):
         assert refused.status_code == 400, refused.text
     assert "offset='yesterday' is not accepted; use -1" in malformed.json()["detail"]
@@ -328,13 +328,14 @@ async def _hub_web(
         yield web, hub_id
 
 
-async def _pipeline(client: Client, settings: Settings) -> WorkflowHandle[PipelineWorkflow, str]:
-    return await client.start_workflow(
-        PipelineWorkflow.run,
-        PipelineInput(step_seconds=0.1, steps_per_stage=1),
-        id=settings.pipeline_workflow_id,
-        task_queue=settings.task_queue,
+async def _finished_pipeline(client: Client, settings: Settings) -> str:
+    """A pipeline run that has finished (six stage events, a closed stream): its workflow id."""
+    run = PipelineInput(step_seconds=0.05, steps_per_stage=1)
+    workflow_id = settings.pipeline_workflow_id
+    await client.execute_workflow(
+        PipelineWorkflow.run, run, id=workflow_id, task_queue=settings.task_queue
     )
+    return workflow_id
 
 
 async def _ticker(
