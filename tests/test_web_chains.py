@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 
 from services.shared.connect import runtime
@@ -27,6 +31,7 @@ from testkit.sse import SseEvent
 from testkit.waiting import eventually
 from tests.processes import Service
 from tests.test_web_support import (
+    connection,
     items,
     publish,
     read_until_end,
@@ -130,7 +135,101 @@ async def test_viewers_ride_out_a_temporal_restart_on_the_same_connection(
     assert [e.offset for e in seen] == list(range(6))
 
 
+async def test_a_reset_run_and_a_restarted_one_are_new_chains_never_mixed_with_the_old(
+    client: Client, settings: Settings
+) -> None:
+    """A reset (or any new run) under one id starts a log of its own at offset 0.
+
+    Its first_run_id is the old run's, so naming a chain by it would apply one
+    log's positions to another; the web names chains by continue-as-new links.
+    """
+    hub_id = f"hub-reset-{settings.task_queue}"
+    async with build_worker(client, settings.task_queue):
+        old = await client.start_workflow(
+            HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+        )
+        await publish(client, hub_id, range(5))
+        async with running_web(client, settings) as web, connection(web, hub_id) as events:
+            before = await _until(events, lambda e: e.event == "item" and e.json()["offset"] == 4)
+            reset = await _reset_to_start(client, hub_id, old.result_run_id or "")
+            await publish(client, hub_id, range(2))
+            after_reset = await _until(events, lambda e: _item_at(e, reset, 1))
+            await client.get_workflow_handle(hub_id).terminate("restarted by the test")
+            restarted = await client.start_workflow(
+                HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+            )
+            await publish(client, hub_id, range(1))
+            after_restart = await _until(
+                events, lambda e: _item_at(e, restarted.result_run_id or "", 0)
+            )
+            # An id of the old chain still means the old chain, and only it.
+            async with viewer(web, hub_id, last_event_id=f"{old.result_run_id}:2") as rest:
+                old_tail = items(await read_until_end(rest), NEWS_TOPIC)
+        await restarted.signal(HubWorkflow.close)
+    first_run = await client.get_workflow_handle(hub_id, run_id=reset).describe()
+    assert first_run.raw_description.workflow_execution_info.first_run_id == old.result_run_id
+    assert {e.json()["chain"] for e in before if e.event == "item"} == {old.result_run_id}
+    assert [_kind(e) for e in after_reset if e.event != "state"] == [
+        ("end", "TERMINATED"),
+        ("chain", reset),
+        ("item", reset),
+        ("item", reset),
+    ]
+    assert [e.json()["offset"] for e in after_reset if e.event == "item"] == [0, 1]
+    assert [_kind(e) for e in after_restart if e.event != "state"][-2:] == [
+        ("chain", restarted.result_run_id),
+        ("item", restarted.result_run_id),
+    ]
+    assert [e.offset for e in old_tail] == [3, 4]
+    assert {e.chain for e in old_tail} == {old.result_run_id}
+
+
 # -- helpers --------------------------------------------------------------------
+async def _reset_to_start(client: Client, workflow_id: str, run_id: str) -> str:
+    """Reset the run to its first workflow task, reapplying nothing: a new, empty log."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    first_task = [
+        e.event_id
+        async for e in handle.fetch_history_events()
+        if e.HasField("workflow_task_completed_event_attributes")
+    ][0]
+    response = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
+            reason="the test resets it",
+            workflow_task_finish_event_id=first_task,
+            request_id=uuid.uuid4().hex,
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+        )
+    )
+    return response.run_id
+
+
+async def _until(
+    events: AsyncIterator[SseEvent], done: Callable[[SseEvent], bool]
+) -> list[SseEvent]:
+    got: list[SseEvent] = []
+    async for event in events:
+        got.append(event)
+        if done(event):
+            return got
+    raise AssertionError(f"the connection closed after {got[-3:]}")
+
+
+def _item_at(event: SseEvent, chain: str, offset: int) -> bool:
+    return (
+        event.event == "item"
+        and event.json()["chain"] == chain
+        and event.json()["offset"] == offset
+    )
+
+
+def _kind(event: SseEvent) -> tuple[str, str]:
+    data = event.json()
+    return event.event, data.get("status") or data.get("chain") or ""
+
+
 async def _ticker(
     client: Client, settings: Settings, *, ticks: int
 ) -> WorkflowHandle[TickerWorkflow, int]:

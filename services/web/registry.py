@@ -23,9 +23,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from services.shared import logs
+from services.shared.backoff import is_run_gone
 from services.shared.settings import Settings
 from services.web.chain import Position, Run, chain_of, last_run, status
 from services.web.window import BeyondEnd, Read, Window
@@ -112,7 +113,7 @@ class Registry:
         try:
             run_id, run_status = await status(self._client, workflow_id, None)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if is_run_gone(err):  # not the namespace: that is our configuration
                 return None
             raise
         return Run(workflow_id, run_id, await self._chain_of(workflow_id, run_id), run_status)
@@ -173,7 +174,7 @@ class Registry:
                 )
             run_id, run_status = await last_run(self._client, workflow_id, chain)
         except RPCError as err:
-            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            if not is_run_gone(err):
                 raise
             raise UnknownStream(
                 f"workflow {workflow_id!r} has no run chain {after.chain!r} (any more); "

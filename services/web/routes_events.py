@@ -257,6 +257,11 @@ class _Connection:
                     await self._emit(wid, "refused", {"why": f"{err}; trying again"})
                 await asyncio.sleep(RETRY_S)
             except TEMPORAL_ERRORS as err:
+                answer = temporal_answer(err)
+                if answer is not None and answer.status_code == 400:  # e.g. not a run id
+                    self._resolved(wid, "reconnecting", position.chain, None)
+                    await self._emit(wid, "refused", {"why": answer.detail}, position=None)
+                    return None
                 told = await self._fault(wid, err, told)
 
     async def _watch(self, wid: str, window: Window, position: Position) -> tuple[Position, bool]:
