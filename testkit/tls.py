@@ -26,8 +26,9 @@ from testkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "deploy" / "tls"
-Shape = Literal["api-key", "mtls"]
-SHAPES: tuple[Shape, ...] = ("api-key", "mtls")
+# api-key: every call needs the key; mtls: a client certificate; namespace-key:
+# anyone connects, but the namespace answers only to the key.
+Shape = Literal["api-key", "mtls", "namespace-key"]
 # The name the front door's certificate is for; clients ask for it with
 # TEMPORAL_TLS_SERVER_NAME. temporal-tls is its compose service's name.
 SERVER_NAME = "temporal.test"
@@ -134,8 +135,8 @@ def render(
     ``seen_at`` is where nginx will find that directory (a container's mount
     point); it writes its pid and buffers into ``run`` (``run-SHAPE`` there).
     """
-    if (shape == "api-key") != (api_key is not None):
-        raise ValueError("an API key is needed by the api-key shape, and only there")
+    if (shape != "mtls") != (api_key is not None):
+        raise ValueError("an API key is needed by the key shapes, and only there")
     where = seen_at or certs.directory
     values = {
         "LISTEN": listen,

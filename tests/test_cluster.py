@@ -48,12 +48,13 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 @pytest.fixture(scope="module")
 def doors(certs: Certificates, server: DevServer) -> Iterator[dict[Shape, FrontDoor]]:
-    """Both shapes of front door, in front of the session's dev server."""
+    """Each shape of front door, in front of the session's dev server."""
     with (
         front_door(certs, "api-key", server.address, api_key=API_KEY) as keyed,
         front_door(certs, "mtls", server.address) as mutual,
+        front_door(certs, "namespace-key", server.address, api_key=API_KEY) as namespace,
     ):
-        yield {"api-key": keyed, "mtls": mutual}
+        yield {"api-key": keyed, "mtls": mutual, "namespace-key": namespace}
 
 
 def _service(module: str, door: FrontDoor, tmp_path: Path, **extra: str) -> Service:
@@ -154,6 +155,11 @@ REFUSALS = {
         "api-key",
         {"TEMPORAL_API_KEY": "tk-wrong"},
         ("refused this client's API key", "UNAUTHENTICATED", "API key refused"),
+    ),
+    "API key without access to the namespace": Refused(
+        "namespace-key",
+        {"TEMPORAL_API_KEY": "tk-wrong"},
+        ("refused this client's API key", "PERMISSION_DENIED", "no access to the namespace"),
     ),
     "no client certificate": Refused(
         "mtls",

@@ -15,7 +15,7 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from services.shared import logs
 from services.shared.backoff import (
@@ -30,6 +30,12 @@ from services.shared.runner import Fatal
 from services.shared.settings import Settings
 
 log = logs.get(__name__)
+
+# What connecting can raise: Client.connect wraps every failure, the server's
+# own answer included, in a RuntimeError ("Failed client connect: ...").
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, *TEMPORAL_ERRORS)
+# The statuses of a server that knows who we are and says no.
+_CREDENTIAL_REFUSED = frozenset({RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED})
 
 
 @functools.cache
@@ -73,25 +79,37 @@ async def connect(settings: Settings) -> Client:
             request = DescribeNamespaceRequest(namespace=client.namespace)
             await client.workflow_service.describe_namespace(request)
             break
-        except RuntimeError as err:
-            if not is_connect_failure(err):
-                raise
-            refusal = connect_refusal(err)
-            if refusal is None:
+        except _CONNECT_ERRORS as err:
+            if isinstance(err, RuntimeError) and not is_connect_failure(err):
+                raise  # not Temporal's answer: a bug
+            refused = _refused(err, address, config)
+            if refused is not None:
+                raise refused from None  # the chained SDK error would only repeat it
+            if is_connect_failure(err):
                 await _retry(backoff, err, address, settings.connect_attempts)
-            elif refusal.by_server:
-                raise Fatal(
-                    f"Temporal at {address} refused {_credential(config)}: {refusal.cause}"
-                ) from None  # the chained SDK error would only repeat it, across lines
             else:
-                raise Fatal(
-                    f"no secure connection to Temporal at {address}: {refusal.cause}"
-                ) from None
-        except TEMPORAL_ERRORS as err:
-            await backoff.failed(err)  # Fatal at once for a namespace that does not exist
+                await backoff.failed(err)  # Fatal at once for a namespace that does not exist
     backoff.succeeded()
     log.info("connected", address=address, namespace=client.namespace)
     return client
+
+
+def _refused(error: BaseException, address: str, config: ClientConnectConfig) -> Fatal | None:
+    """The Fatal for a refusal of our credential or of TLS, naming it; None for anything else."""
+    if isinstance(error, RPCError):
+        # A cluster may let anyone connect and check only the namespace call.
+        status = error.status
+        if status is None or status not in _CREDENTIAL_REFUSED:
+            return None
+        cause, by_server = f"{status.name}: {one_line(error)}", True
+    else:
+        refusal = connect_refusal(error)
+        if refusal is None:
+            return None
+        cause, by_server = refusal.cause, refusal.by_server
+    if by_server:
+        return Fatal(f"Temporal at {address} refused {_credential(config)}: {cause}")
+    return Fatal(f"no secure connection to Temporal at {address}: {cause}")
 
 
 async def _retry(backoff: Backoff, error: BaseException, address: str, attempts: int) -> None:
