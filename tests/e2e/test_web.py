@@ -30,6 +30,8 @@ _WEB_LOG_EVENTS = {
     "run continued as new",
     "order placed",
     "published",
+    "dashboard publish done",
+    "assistant asked",
     "stopped",
 }
 
@@ -88,7 +90,7 @@ def test_the_dashboard_streams_resumes_and_shows_the_ledger(
 
 
 def test_the_dashboard_is_loopback_only_and_not_root(stack: Stack, dashboard_url: str) -> None:
-    host, _, _ = compose("port", "web", "8000").stdout.strip().rpartition(":")
+    host, _, _ = dashboard_url.removeprefix("http://").rpartition(":")
     assert host == "127.0.0.1"
     assert compose("exec", "-T", "web", "id", "-u").stdout.strip() != "0"
     # The ledger volume is mounted read-only: the dashboard can never damage it.

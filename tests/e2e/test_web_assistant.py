@@ -12,6 +12,7 @@ Temporal client, not through the web).
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -137,4 +138,6 @@ def _answers(conversation: str) -> dict[int, Answer]:
         client = await Client.connect(address, data_converter=DATA_CONVERTER)
         return (await history.read(client, conversation)).answers
 
-    return asyncio.run(read())
+    # Playwright's sync API runs an event loop in this thread: the client gets one of its own.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, read()).result(timeout=120)

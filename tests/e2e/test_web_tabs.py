@@ -106,12 +106,13 @@ def _side_by_side(pages: list[Page]) -> None:
     first = pages[0]
     shots = [ARTIFACTS / f"tabs-{n}.png" for n in range(len(pages))]
     tiles = "".join(
-        f'<img src="data:image/png;base64,{_b64(path)}" style="width:{100 / len(shots):.2f}%">'
-        for path in shots
+        f'<img src="data:image/png;base64,{_b64(path)}" style="width:33.3%">' for path in shots
     )
     view = first.context.new_page()
     view.set_viewport_size({"width": 2800, "height": 1100})
-    view.set_content(f'<body style="margin:0;display:flex;align-items:flex-start">{tiles}</body>')
+    view.set_content(
+        f'<body style="margin:0;display:flex;flex-wrap:wrap;align-items:flex-start">{tiles}</body>'
+    )
     view.screenshot(path=ARTIFACTS / "tabs-all.png", full_page=True)
     view.close()
 

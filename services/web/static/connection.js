@@ -33,7 +33,7 @@ function streamText(state, info = {}) {
     case "reconnecting": return "reconnecting to Temporal";
     case "closing": return "the server is stopping";
     case "failed": return `failed: ${info.detail ?? "see the server's log"}`;
-    case "ended": return `ended: ${String(info.status ?? "closed").toLowerCase()}`;
+    case "ended": return info.status ? `ended: ${info.status.toLowerCase()}` : "ended";
     case "refused": return `refused: ${info.why}`;
     default: return state;
   }
@@ -112,7 +112,7 @@ export class Connection {
     this.#greeted = false;
     this.#resuming = this.#failures > 0;
     this.#setConnection("connecting", this.#resuming ? "resuming" : "connecting");
-    this.#timers.quiet = setTimeout(() => this.#setConnection("connecting",
+    this.#timers.quiet = setTimeout(() => this.#setConnection("connecting", "still connecting",
       `no answer for ${QUIET_CONNECT_MS / 1000} s: the browser may have no connection left for this host`),
     QUIET_CONNECT_MS);
     const on = (type, handle) => source.addEventListener(type, (event) => {
@@ -253,8 +253,12 @@ export class Connection {
         const body = await response.json().catch(() => ({}));
         why = `${response.status} ${typeof body.detail === "string" ? body.detail : response.statusText}`;
         retryAfterMs = 1000 * Number(response.headers.get("Retry-After") || 0);
-        // A refusal that retrying cannot change (a bad follow list) is not retried.
-        if (response.status < 500 && response.status !== 429) {
+        if (response.status === 400 && this.#token) {
+          // A token this server no longer reads (an upgrade, say): start afresh, panels reset.
+          this.#token = null;
+          why = `${why}; starting afresh`;
+        } else if (response.status < 500 && response.status !== 429) {
+          // A refusal that retrying cannot change (a bad follow list) is not retried.
           this.#setConnection("refused", `refused: ${why}`);
           return;
         }
@@ -314,6 +318,5 @@ export class Connection {
     const live = this.#state === "live";
     stream.badge.dataset.state = live ? stream.state : this.#state;
     stream.badge.textContent = live ? stream.text : this.#text;
-    stream.handlers.badge?.(stream.badge.dataset.state, stream.badge.textContent);
   }
 }
