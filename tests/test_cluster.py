@@ -150,40 +150,35 @@ class Refused:
     says: tuple[str, ...]
 
 
+NO_CERTIFICATE = {
+    "TEMPORAL_TLS": "true",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH": None,
+    "TEMPORAL_TLS_CLIENT_KEY_PATH": None,
+}
+KEY, CERTIFICATE = "refused this client's API key", "refused this client's certificate"
+TLS_FAILED = "no secure connection to Temporal at "
 REFUSALS = {
     "wrong API key": Refused(
-        "api-key",
-        {"TEMPORAL_API_KEY": "tk-wrong"},
-        ("refused this client's API key", "UNAUTHENTICATED", "API key refused"),
+        "api-key", {"TEMPORAL_API_KEY": "tk-wrong"}, (KEY, "UNAUTHENTICATED: API key refused")
     ),
     "API key without access to the namespace": Refused(
-        "namespace-key",
-        {"TEMPORAL_API_KEY": "tk-wrong"},
-        ("refused this client's API key", "PERMISSION_DENIED", "no access to the namespace"),
+        "namespace-key", {"TEMPORAL_API_KEY": "tk-wrong"}, (KEY, "PERMISSION_DENIED: this API")
     ),
     "no client certificate": Refused(
-        "mtls",
-        {
-            "TEMPORAL_TLS": "true",
-            "TEMPORAL_TLS_CLIENT_CERT_PATH": None,
-            "TEMPORAL_TLS_CLIENT_KEY_PATH": None,
-        },
-        ("which sent no credential", "UNAUTHENTICATED", "none was sent"),
+        "mtls", NO_CERTIFICATE, ("which sent no credential", "UNAUTHENTICATED", "none was sent")
     ),
-    "client certificate of another CA": Refused(
-        "mtls",
-        {"TEMPORAL_TLS_CLIENT_CERT_PATH": "other_client.pem"},  # and its key, below
-        ("refused this client's certificate", "UNAUTHENTICATED", "not signed by its CA"),
+    "client certificate of another CA": Refused(  # and its key, in the test
+        "mtls", {"TEMPORAL_TLS_CLIENT_CERT_PATH": "other_client.pem"}, (CERTIFICATE, "its CA")
     ),
     "untrusted server certificate": Refused(
         "api-key",
         {"TEMPORAL_TLS_SERVER_CA_CERT_PATH": "other_ca.pem"},
-        ("no secure connection", "UnknownIssuer", "not signed by a CA this client trusts"),
+        (TLS_FAILED, "UnknownIssuer"),
     ),
     "server name that does not match": Refused(
         "api-key",
         {"TEMPORAL_TLS_SERVER_NAME": "wrong.test"},
-        ("no secure connection", "NotValidForName", "asked for wrong.test"),
+        (TLS_FAILED, "NotValidForName, asked for wrong.test"),
     ),
 }
 
