@@ -36,7 +36,9 @@ log = logs.get(__name__)
 router = APIRouter()
 
 LONG_POLL_S = 20.0  # a long-poll with nothing new answers 204 after this
-MAX_TIMEOUT_S = 60.0  # the most a client may ask for with ``timeout=``
+# The most a client may ask for with ``timeout=``; the edge's read timeout (35 s)
+# is just above it, so a replica killed mid-poll costs a reader at most that.
+MAX_TIMEOUT_S = 30.0
 SSE_SECONDS = 60.0  # the server closes an SSE read after this, so edges can collapse anew
 MAX_BYTES = 256 * 1024  # event data per response
 RETRY_AFTER_S = "5"
