@@ -103,11 +103,24 @@ def test_the_assistant_panel_streams_and_rewinds_through_chaos_llm(
             f"attempt {attempt} started over: discarded"
         )
         expect(view.locator(".turn-meta")).to_contain_text("equals the workflow's result")
-    shot(page, "assistant-3-checked")
     assert stream_faults(page) == []
+
+    # 4. The README's picture (docs/dashboard.png): every panel busy, the rewind in sight.
+    page.click("[data-action=order]")
+    page.click("[data-action=ticker]")
+    page.click("[data-action=publish]")
+    expect(page.locator("#orders li[data-state=complete]")).to_have_count(1, timeout=MINUTE)
+    until(
+        page,
+        "document.querySelectorAll('#ticker [data-lane=fast] .seen').length >= 12",
+        what="a dozen ticks of the new run on the page",
+    )
+    panel.locator(f"li.turn[data-turn='{retried[0]}']").scroll_into_view_if_needed()
+    panel.screenshot(path=ARTIFACTS / "assistant-panel.png")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "dashboard")
     assert page.evaluate("dashboard.errors") == []
     assert console.unexpected() == []
-    panel.screenshot(path=ARTIFACTS / "assistant-panel.png")
 
 
 def _ask(page: Page, prompt: str) -> int:
