@@ -32,6 +32,12 @@ export function assistantPanel(config, connection) {
       field(panel, "turns").textContent = "0";
     },
     run: (runId) => { field(panel, "run").textContent = short(runId); },
+    // A conversation continues as new keeping the last few turns: older ones are gone.
+    truncated(gap) {
+      list.querySelector("li.empty")?.remove();
+      list.prepend(el("li", { class: "note" },
+        `earlier turns rolled out of the conversation's log (offsets ${gap.from_offset}–${gap.to_offset - 1})`));
+    },
     item(topic, data) {
       if (!topics.includes(topic)) return;
       const { turn, change } = transcript.apply(topic, data);
