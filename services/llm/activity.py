@@ -185,12 +185,15 @@ async def _heartbeats(text: list[str], heartbeat_timeout: timedelta | None) -> N
 
 
 def _why(attempt: int, details: object) -> str:
-    """Why the previous attempt's text goes: what its last heartbeat said, if anything."""
+    """Why the previous attempt's text goes, naming its worker when a heartbeat did.
+
+    The heartbeat's character count is not repeated here: the SDK throttles
+    heartbeats, so the server's copy lags what the attempt had published.
+    """
     before = attempt - 1
     if isinstance(details, (list, tuple)) and len(details) >= 2:
-        chars, worker = details[0], details[1]
         return (
-            f"attempt {before} on {worker} stopped ({chars} chars at its last heartbeat): "
-            "worker lost, timed out, or a passing model error"
+            f"attempt {before} on {details[1]} stopped before it finished: "
+            "its worker was lost or paused past the heartbeat timeout, or the model failed"
         )
-    return f"attempt {before} failed before its first chunk"
+    return f"attempt {before} failed before its first heartbeat"
