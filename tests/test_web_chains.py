@@ -188,17 +188,17 @@ async def test_a_reset_run_and_a_restarted_one_are_new_chains_never_mixed_with_t
 async def _reset_to_start(client: Client, workflow_id: str, run_id: str) -> str:
     """Reset the run to its first workflow task, reapplying nothing: a new, empty log."""
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    first_task = [
+    completed = [
         e.event_id
         async for e in handle.fetch_history_events()
         if e.HasField("workflow_task_completed_event_attributes")
-    ][0]
+    ]
     response = await client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=client.namespace,
             workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
             reason="the test resets it",
-            workflow_task_finish_event_id=first_task,
+            workflow_task_finish_event_id=completed[0],
             request_id=uuid.uuid4().hex,
             reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
         )

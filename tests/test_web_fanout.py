@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
@@ -78,43 +79,114 @@ async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
     registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
     try:
         window = await registry.open(hub.id, None)
-        # One event per read for the slow one, so that each of its reads is a step.
-        slow = watch(window, 0, buffer=3, max_bytes=1)
-        fast = asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 19))
+        slow = watch(window, 0, buffer=3, max_bytes=10**6)
+        fast = asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 10))
         await publish(client, hub.id, range(1))
-        first = await anext(slow)  # caught up: from now on it must keep up
+        first = await anext(slow)  # then it is busy, and reads nothing more
         await publish(client, hub.id, range(1, 10))
-        await eventually(lambda: window.head == 10, what="ten events in the window")
-        second = await anext(slow)  # nine behind once: a burst, not yet slow
-        await publish(client, hub.id, range(10, 19))
         fast_events = await fast  # all of them, while the slow one read nothing more
-        # Further behind the second time: cut off, 17 behind.
+        # Nine arrived while it was busy with the first, past its buffer of 3: cut off.
         rest = [m async for m in slow]
-        resumed = await registry.read(hub.id, Position(window.chain, 2), wait=5, max_bytes=10**6)
+        resumed = await registry.read(hub.id, Position(window.chain, 1), wait=5, max_bytes=10**6)
     finally:
         await registry.close()
-    assert [e.offset for e in fast_events] == list(range(19))
-    assert [first, second] == fast_events[:2]
-    assert rest == [Dropped(behind=17)]
+    assert [e.offset for e in fast_events] == list(range(10))
+    assert first == fast_events[0]
+    assert rest == [Dropped(behind=9)]
     # It resumes by its position and misses nothing.
-    assert [e.offset for e in resumed.events] == list(range(2, 19))
+    assert [e.offset for e in resumed.events] == list(range(1, 10))
+    await hub.signal(HubWorkflow.close)
+
+
+async def test_a_burst_that_lands_while_viewers_wait_drops_nobody(
+    client: Client, settings: Settings
+) -> None:
+    hub = await _hub(client, settings)
+    registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
+    try:
+        window = await registry.open(hub.id, None)
+        readers = [
+            asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 50))
+            for _ in range(5)
+        ]
+        await eventually(lambda: window.live_viewers == 5, what="five viewers at the head")
+        await publish(client, hub.id, range(50), batch=50)  # one signal: one burst of 50
+        received = [await reader for reader in readers]
+    finally:
+        await registry.close()
+    assert all([e.offset for e in got] == list(range(50)) for got in received)
+    await hub.signal(HubWorkflow.close)
+
+
+async def test_two_reaps_at_once_close_each_idle_stream_once(
+    client: Client, settings: Settings
+) -> None:
+    """The reaper and a join making room both reap: neither may trip over the other."""
+    hubs = [await _hub(client, settings, tag=str(n)) for n in range(3)]
+    registry = Registry(client, settings)
+    try:
+        windows = [await registry.open(hub.id, None) for hub in hubs]
+        await asyncio.gather(registry.reap(linger=0), registry.reap(linger=0))
+        left = registry.windows
+    finally:
+        await registry.close()
+    assert left == []
+    assert all(w.done and w.state().state == "closing" for w in windows)
+    for hub in hubs:
+        await hub.signal(HubWorkflow.close)
+
+
+async def test_a_crashed_reaper_is_logged_and_restarted(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = await _hub(client, settings)
+    reap, crashes = Registry.reap, list[float]()
+
+    async def crashing_once(self: Registry, linger: float) -> None:
+        if not crashes:
+            crashes.append(linger)
+            raise KeyError("what a bug in the reaper would raise")
+        await reap(self, linger)
+
+    monkeypatch.setattr(Registry, "reap", crashing_once)
+    with capture_logs() as logs:
+        async with running_web(client, settings) as web:
+            await _read_news(web, hub.id, count=1, publish_first=(client, hub.id))
+            # Reaped all the same, by the reaper started again after its crash.
+            await eventually(lambda: _fanout_empty(web), what="the idle stream to be reaped")
+            registry: Registry = web.app.state.registry
+            jobs = web.app.state.jobs
+    crashed = [e for e in logs if e["event"] == "background job crashed; restarting"]
+    assert crashed and crashed[0]["exc_info"] and crashed[0]["job"] == "reap idle streams"
+    assert jobs.crashes == {"reap idle streams": 1}
+    assert registry.windows == []
     await hub.signal(HubWorkflow.close)
 
 
 # -- helpers --------------------------------------------------------------------
-async def _hub(client: Client, settings: Settings) -> WorkflowHandle[HubWorkflow, None]:
+async def _hub(
+    client: Client, settings: Settings, *, tag: str = ""
+) -> WorkflowHandle[HubWorkflow, None]:
     return await client.start_workflow(
         HubWorkflow.run,
         HubInput(),
-        id=f"hub-{settings.pipeline_workflow_id}",
+        id=f"hub-{settings.pipeline_workflow_id}{tag}",
         task_queue=settings.task_queue,
     )
 
 
-async def _read_news(web: Web, hub_id: str, *, count: int | None = None) -> list[SseEvent]:
+async def _read_news(
+    web: Web,
+    hub_id: str,
+    *,
+    count: int | None = None,
+    publish_first: tuple[Client, str] | None = None,
+) -> list[SseEvent]:
     """News events until the final headline (or ``count`` of them)."""
     got: list[SseEvent] = []
     async with viewer(web, hub_id, topics=NEWS_TOPIC) as events:
+        if publish_first is not None:
+            await publish(*publish_first, range(1))
         async for event in events:
             if event.event == NEWS_TOPIC:
                 got.append(event)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
@@ -34,6 +35,7 @@ class Web:
 
     url: str
     http: httpx.AsyncClient
+    app: FastAPI  # for a test that checks the registry itself
 
 
 @asynccontextmanager
@@ -45,7 +47,7 @@ async def running_web(client: Client, settings: Settings, **overrides: Any) -> A
         url = f"http://127.0.0.1:{port}"
         timeout = httpx.Timeout(30.0, connect=5.0)
         async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
-            yield Web(url, http)
+            yield Web(url, http, app)
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
@@ -118,14 +120,20 @@ def items(events: list[SseEvent], topic: str) -> list[SseEvent]:
 
 
 async def publish(
-    client: Client, hub_id: str, seqs: range, *, batch: int = 100, final: bool = False
+    client: Client,
+    hub_id: str,
+    seqs: range,
+    *,
+    batch: int = 100,
+    final: bool = False,
+    text: str = "",
 ) -> None:
     """Headlines ``seqs`` into a hub, one signal per ``batch``; then a final one if asked."""
     stream = WorkflowStreamClient.create(client, hub_id)
     news = stream.topic(NEWS_TOPIC, type=Headline)
     async with stream:
         for seq in seqs:
-            news.publish(Headline(seq, f"headline {seq}"))
+            news.publish(Headline(seq, text or f"headline {seq}"))
             if (seq + 1) % batch == 0:
                 await stream.flush()
         if final:

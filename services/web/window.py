@@ -9,9 +9,9 @@ position older than the window, and waits for the next event at the head.
 The follower never waits for a reader, so a slow reader holds up nobody.
 
 :func:`watch` is one viewer: reads in a loop, turned into the messages an
-SSE response sends. A viewer that has caught up once and then asks from
-more than ``WEB_VIEWER_BUFFER`` events behind the head twice in a row, and
-further behind the second time, is dropped; it resumes by its id.
+SSE response sends. A viewer that has caught up once and then lets more than
+``WEB_VIEWER_BUFFER`` events arrive while it is still sending the last ones
+is dropped (its socket is slower than the stream); it resumes by its id.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ class Read:
     ``events`` follow ``gap`` (if positions were removed before them);
     ``next`` is where the next read starts; ``up_to_date`` says the reader is
     at the head; ``end`` is set once the chain has ended and the reader has
-    everything; ``behind`` is how far the reader was behind the head when it asked.
+    everything.
     """
 
     events: list[StreamEvent]
@@ -93,7 +92,6 @@ class Read:
     end: Ended | None
     gap: Gap | None
     state: State
-    behind: int = 0
 
     @property
     def ended(self) -> bool:
@@ -222,11 +220,6 @@ class Window:
         ``wait`` seconds for the next event. Raises BeyondEnd for an offset
         past the end of the chain's log.
         """
-        behind = max(0, self._head - offset)  # as asked, before any wait
-        answer = await self._answer(offset, wait=wait, max_bytes=max_bytes)
-        return dataclasses.replace(answer, behind=behind) if behind else answer
-
-    async def _answer(self, offset: int, *, wait: float, max_bytes: int) -> Read:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
@@ -339,30 +332,23 @@ async def watch(
 
     Top to bottom: read, say what changed (state, a gap), hand out the
     events, and stop after ``end``, a failed or closing upstream, or when this
-    viewer - caught up once - stays more than ``buffer`` events behind.
+    viewer - caught up once - let more than ``buffer`` new events arrive while
+    it was still busy handing out the last ones (its socket is slower than the
+    stream). A burst that lands while it waits at the head is not that.
     """
     told = window.state()  # the hello that opens the response says it already
-    live, lag = False, 0
-
-    def caught_up() -> None:  # from now on it must keep up
-        nonlocal live
-        if not live:
-            live = True
-            window.live_viewers += 1
-
+    live = False
+    seen_head = window.head
     try:
         while True:
-            if offset >= window.head:
-                caught_up()  # waiting at the head
-            read = await window.read(offset, wait=wait, max_bytes=max_bytes)
-            # Dropped when too far behind twice in a row, and further behind the
-            # second time: a burst puts every viewer behind once, a slow one stays.
-            if live and lag > buffer and read.behind >= lag:
-                yield Dropped(read.behind)
+            if live and window.head - seen_head > buffer:
+                yield Dropped(window.head - offset)
                 return
-            lag = read.behind
-            if read.up_to_date:
-                caught_up()
+            if not live and offset >= window.head:
+                live = True  # caught up: from now on it must keep up
+                window.live_viewers += 1
+            read = await window.read(offset, wait=wait, max_bytes=max_bytes)
+            seen_head = window.head
             if read.state != told:
                 told = read.state
                 yield read.state
