@@ -37,6 +37,7 @@ from tests.test_web_support import (
     read_until_end,
     running_web,
     take,
+    until,
     viewer,
 )
 
@@ -150,17 +151,17 @@ async def test_a_reset_run_and_a_restarted_one_are_new_chains_never_mixed_with_t
         )
         await publish(client, hub_id, range(5))
         async with running_web(client, settings) as web, connection(web, hub_id) as events:
-            before = await _until(events, lambda e: e.event == "item" and e.json()["offset"] == 4)
+            before = await until(events, lambda got: _item_at(got[-1], old.result_run_id or "", 4))
             reset = await _reset_to_start(client, hub_id, old.result_run_id or "")
             await publish(client, hub_id, range(2))
-            after_reset = await _until(events, lambda e: _item_at(e, reset, 1))
+            after_reset = await until(events, lambda got: _item_at(got[-1], reset, 1))
             await client.get_workflow_handle(hub_id).terminate("restarted by the test")
             restarted = await client.start_workflow(
                 HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
             )
             await publish(client, hub_id, range(1))
-            after_restart = await _until(
-                events, lambda e: _item_at(e, restarted.result_run_id or "", 0)
+            after_restart = await until(
+                events, lambda got: _item_at(got[-1], restarted.result_run_id or "", 0)
             )
             # An id of the old chain still means the old chain, and only it.
             async with viewer(web, hub_id, last_event_id=f"{old.result_run_id}:2") as rest:
@@ -204,17 +205,6 @@ async def _reset_to_start(client: Client, workflow_id: str, run_id: str) -> str:
         )
     )
     return response.run_id
-
-
-async def _until(
-    events: AsyncIterator[SseEvent], done: Callable[[SseEvent], bool]
-) -> list[SseEvent]:
-    got: list[SseEvent] = []
-    async for event in events:
-        got.append(event)
-        if done(event):
-            return got
-    raise AssertionError(f"the connection closed after {got[-3:]}")
 
 
 def _item_at(event: SseEvent, chain: str, offset: int) -> bool:

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from services.shared.models import NEWS_TOPIC, HubInput, PipelineInput
+from services.shared.models import NEWS_TOPIC, HubInput
 from services.shared.settings import Settings
 from services.web import tokens
 from services.web.chain import Position
-from services.workflows import HubWorkflow, PipelineWorkflow
+from services.workflows import HubWorkflow
 from testkit.sse import SseEvent
-from tests.test_web_support import connection, latest_chain, publish, running_web
+from tests.test_web_support import (
+    connection,
+    latest_chain,
+    publish,
+    running_web,
+    start_pipeline,
+    until,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -32,19 +38,19 @@ async def test_one_connection_carries_every_followed_stream(
 ) -> None:
     hub = await _hub(client, settings, "a")
     await publish(client, hub.id, range(3))
-    pipeline = await _pipeline(client, settings)
+    pipeline = await start_pipeline(client, settings)
     later = f"hub-later-{settings.task_queue}"  # no run yet: the stream waits for one
     async with (
         running_web(client, settings) as web,
         connection(web, hub.id, pipeline.id, later) as events,
     ):
         hello = await anext(events)
-        seen = await _until(events, lambda got: _is_end(got[-1], pipeline.id))
+        seen = await until(events, lambda got: _is_end(got[-1], pipeline.id))
         await client.start_workflow(
             HubWorkflow.run, HubInput(), id=later, task_queue=settings.task_queue
         )
         await publish(client, later, range(2))
-        seen += await _until(events, lambda got: _item_of(got[-1], later, 1))
+        seen += await until(events, lambda got: _item_of(got[-1], later, 1))
     streams = hello.json()["streams"]
     assert (hello.event, hello.retry) == ("hello", 2000)
     assert streams[hub.id]["state"] == "live"
@@ -80,7 +86,7 @@ async def test_one_token_resumes_every_stream_with_no_gap_and_no_repeat(
     await publish(client, second.id, range(2))
     async with running_web(client, settings) as web:
         async with connection(web, first.id, second.id) as events:
-            before = await _until(
+            before = await until(
                 events, lambda got: _has(got, first.id, 3) and _has(got, second.id, 1)
             )
         token = before[-1].id or ""
@@ -88,12 +94,12 @@ async def test_one_token_resumes_every_stream_with_no_gap_and_no_repeat(
         await publish(client, second.id, range(2, 5))
         async with connection(web, first.id, second.id, last_event_id=token) as events:
             hello = await anext(events)
-            after = await _until(
+            after = await until(
                 events, lambda got: _has(got, first.id, 5) and _has(got, second.id, 4)
             )
         # A page that changes its follow set keeps the positions of the streams it still follows.
         async with connection(web, second.id, after=token) as events:
-            narrowed = await _until(events, lambda got: _item_of(got[-1], second.id, 4))
+            narrowed = await until(events, lambda got: _item_of(got[-1], second.id, 4))
     for workflow_id, total in ((first.id, 6), (second.id, 5)):
         offsets = [i["offset"] for i in _items(before + after, workflow_id)]
         assert offsets == list(range(total)), workflow_id
@@ -107,12 +113,12 @@ async def test_one_token_resumes_every_stream_with_no_gap_and_no_repeat(
 async def test_an_ended_chain_is_followed_by_the_ids_next_run(
     client: Client, settings: Settings
 ) -> None:
-    old = await _pipeline(client, settings)
+    old = await start_pipeline(client, settings)
     await old.result()
     async with running_web(client, settings) as web, connection(web, old.id) as events:
-        drained = await _until(events, lambda got: _is_end(got[-1], old.id))
-        new = await _pipeline(client, settings)
-        rest = await _until(events, lambda got: _is_end(got[-1], old.id))
+        drained = await until(events, lambda got: _is_end(got[-1], old.id))
+        new = await start_pipeline(client, settings)
+        rest = await until(events, lambda got: _is_end(got[-1], old.id))
     assert [i["offset"] for i in _items(drained, old.id)] == list(range(6))
     chain, *_ = [e.json() for e in rest if e.event == "chain"]
     assert chain == {"stream": old.id, "chain": new.result_run_id, "run_id": new.result_run_id}
@@ -129,7 +135,7 @@ async def test_a_position_beyond_the_logs_end_is_refused_and_the_stream_starts_o
     forged = tokens.encode({hub.id: Position(chain, 999)})
     async with running_web(client, settings) as web:
         async with connection(web, hub.id, last_event_id=forged) as events:
-            seen = await _until(events, lambda got: _item_of(got[-1], hub.id, 2))
+            seen = await until(events, lambda got: _item_of(got[-1], hub.id, 2))
         by_id = await web.http.get(f"/streams/{hub.id}", headers={"Last-Event-ID": f"{chain}:998"})
     refused = next(e.json() for e in seen if e.event == "refused")
     assert refused["stream"] == hub.id
@@ -159,18 +165,6 @@ async def test_bad_follows_and_tokens_are_refused_with_a_json_message(
 
 
 # -- helpers --------------------------------------------------------------------
-async def _until(
-    events: AsyncIterator[SseEvent], done: Callable[[list[SseEvent]], bool]
-) -> list[SseEvent]:
-    """Events until ``done`` accepts those received so far (``done(e)`` of the last one)."""
-    got: list[SseEvent] = []
-    async for event in events:
-        got.append(event)
-        if done(got):
-            return got
-    raise AssertionError(f"the connection closed after {got[-3:]}")
-
-
 def _has(events: list[SseEvent], workflow_id: str, offset: int) -> bool:
     return any(_item_of(e, workflow_id, offset) for e in events)
 
@@ -195,14 +189,5 @@ async def _hub(client: Client, settings: Settings, tag: str) -> WorkflowHandle[H
         HubWorkflow.run,
         HubInput(),
         id=f"hub-{tag}-{settings.task_queue}",
-        task_queue=settings.task_queue,
-    )
-
-
-async def _pipeline(client: Client, settings: Settings) -> WorkflowHandle[PipelineWorkflow, str]:
-    return await client.start_workflow(
-        PipelineWorkflow.run,
-        PipelineInput(step_seconds=0.1, steps_per_stage=1),
-        id=settings.pipeline_workflow_id,
         task_queue=settings.task_queue,
     )

@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from services.shared.models import (
     NEWS_TOPIC,
     STAGE_TOPIC,
     HubInput,
-    PipelineInput,
     TickerInput,
 )
 from services.shared.settings import Settings
-from services.workflows import HubWorkflow, PipelineWorkflow, TickerWorkflow
+from services.workflows import HubWorkflow, TickerWorkflow
 from testkit.sse import SseEvent
 from tests.test_web_support import (
     Web,
@@ -29,6 +28,7 @@ from tests.test_web_support import (
     publish,
     read_until_end,
     running_web,
+    start_pipeline,
     take,
     viewer,
 )
@@ -119,7 +119,7 @@ async def test_the_hub_button_publishes_headlines_a_viewer_receives(
 
 
 async def test_a_closed_run_is_drained_then_ends(client: Client, settings: Settings) -> None:
-    handle = await _pipeline(client, settings)
+    handle = await start_pipeline(client, settings)
     await handle.result()
     async with running_web(client, settings) as web:
         async with viewer(web, handle.id, topics=STAGE_TOPIC) as events:
@@ -138,9 +138,9 @@ async def test_a_new_run_under_the_same_id_is_a_new_chain(
     client: Client, settings: Settings
 ) -> None:
     """A Last-Event-ID of the old run is never applied to the new one."""
-    old = await _pipeline(client, settings)
+    old = await start_pipeline(client, settings)
     await old.result()
-    new = await _pipeline(client, settings)
+    new = await start_pipeline(client, settings)
     async with running_web(client, settings) as web:
         async with viewer(web, old.id, topics=STAGE_TOPIC) as events:
             fresh = items(await read_until_end(events), STAGE_TOPIC)
@@ -178,7 +178,7 @@ async def test_positions_truncated_meanwhile_are_reported_first(
 
 
 async def test_bad_input_is_refused_with_a_json_message(client: Client, settings: Settings) -> None:
-    handle = await _pipeline(client, settings)
+    handle = await start_pipeline(client, settings)
     async with running_web(client, settings, web_max_viewers=1) as web:
         unknown = await web.http.get("/streams/no-such-workflow")
         malformed = await web.http.get(
@@ -209,15 +209,6 @@ async def test_bad_input_is_refused_with_a_json_message(client: Client, settings
 
 
 # -- helpers --------------------------------------------------------------------
-async def _pipeline(client: Client, settings: Settings) -> WorkflowHandle[PipelineWorkflow, str]:
-    return await client.start_workflow(
-        PipelineWorkflow.run,
-        PipelineInput(step_seconds=0.1, steps_per_stage=1),
-        id=settings.pipeline_workflow_id,
-        task_queue=settings.task_queue,
-    )
-
-
 async def _news(web: Web, hub_id: str, count: int, **resume: str) -> list[SseEvent]:
     async with viewer(web, hub_id, topics=NEWS_TOPIC, **resume) as events:
         return await take(events, NEWS_TOPIC, count)

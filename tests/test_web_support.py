@@ -8,21 +8,22 @@ as a browser would, and read the event stream with testkit.sse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from services.shared.models import NEWS_TOPIC, Headline
+from services.shared.models import NEWS_TOPIC, Headline, PipelineInput
 from services.shared.settings import Settings
 from services.web.app import create_app
 from services.web.chain import chain_of, status
 from services.web.server import serving
+from services.workflows import PipelineWorkflow
 from testkit.sse import SseEvent, SseParser
 
 # Short enough that tests see streams close; the rest as in production.
@@ -92,6 +93,30 @@ async def latest_chain(client: Client, workflow_id: str) -> str:
     """The chain of the id's latest run, as the web names it."""
     run_id, _ = await status(client, workflow_id, None)
     return await chain_of(client, workflow_id, run_id)
+
+
+async def until(
+    events: AsyncIterator[SseEvent], done: Callable[[list[SseEvent]], bool]
+) -> list[SseEvent]:
+    """Events until ``done`` accepts those received so far."""
+    got: list[SseEvent] = []
+    async for event in events:
+        got.append(event)
+        if done(got):
+            return got
+    raise AssertionError(f"the connection closed after {got[-3:]}")
+
+
+async def start_pipeline(
+    client: Client, settings: Settings
+) -> WorkflowHandle[PipelineWorkflow, str]:
+    """A short pipeline run (six stage events) under the test's pipeline id."""
+    return await client.start_workflow(
+        PipelineWorkflow.run,
+        PipelineInput(step_seconds=0.1, steps_per_stage=1),
+        id=settings.pipeline_workflow_id,
+        task_queue=settings.task_queue,
+    )
 
 
 async def read_until_end(events: AsyncIterator[SseEvent]) -> list[SseEvent]:

@@ -36,6 +36,7 @@ from typing import cast
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload, WorkflowExecution
 from temporalio.api.enums.v1 import ContinueAsNewInitiator
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import (
     GetWorkflowExecutionHistoryRequest,
     GetWorkflowExecutionHistoryReverseRequest,
@@ -107,32 +108,42 @@ async def status(
 
 async def successor(client: Client, workflow_id: str, run_id: str) -> str | None:
     """The run that ``run_id`` continued as new into, from its closing event; None if none."""
-    request = GetWorkflowExecutionHistoryReverseRequest(
-        namespace=client.namespace,
-        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-        maximum_page_size=1,
-    )
-    response = await client.workflow_service.get_workflow_execution_history_reverse(request)
-    if not response.history.events:
+    closing = await _edge_event(client, workflow_id, run_id, last=True)
+    if closing is None:
         return None
-    closing = response.history.events[0].workflow_execution_continued_as_new_event_attributes
-    return closing.new_execution_run_id or None
+    attributes = closing.workflow_execution_continued_as_new_event_attributes
+    return attributes.new_execution_run_id or None
 
 
 async def predecessor(client: Client, workflow_id: str, run_id: str) -> str | None:
     """The run that ``run_id`` says it continued from (by continue-as-new only), or None."""
-    request = GetWorkflowExecutionHistoryRequest(
-        namespace=client.namespace,
-        execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
-        maximum_page_size=1,
-    )
-    response = await client.workflow_service.get_workflow_execution_history(request)
-    if not response.history.events:
+    started = await _edge_event(client, workflow_id, run_id, last=False)
+    if started is None:
         return None
-    attributes = response.history.events[0].workflow_execution_started_event_attributes
+    attributes = started.workflow_execution_started_event_attributes
     if attributes.initiator != ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW:
         return None  # a first start, a retry or a cron run: a log of its own
     return attributes.continued_execution_run_id or None
+
+
+async def _edge_event(
+    client: Client, workflow_id: str, run_id: str, *, last: bool
+) -> HistoryEvent | None:
+    """The run's first (started) or last (closing, once closed) history event."""
+    execution = WorkflowExecution(workflow_id=workflow_id, run_id=run_id)
+    if last:
+        reverse = GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace, execution=execution, maximum_page_size=1
+        )
+        history = (
+            await client.workflow_service.get_workflow_execution_history_reverse(reverse)
+        ).history
+    else:
+        forward = GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace, execution=execution, maximum_page_size=1
+        )
+        history = (await client.workflow_service.get_workflow_execution_history(forward)).history
+    return history.events[0] if history.events else None
 
 
 async def chain_of(client: Client, workflow_id: str, run_id: str) -> str:

@@ -27,7 +27,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from sse_starlette import ServerSentEvent
 
 from services.shared import logs
@@ -37,7 +37,14 @@ from services.web import tokens
 from services.web.chain import Position, Run, StreamEvent
 from services.web.errors import not_answering, temporal_answer, unavailable
 from services.web.registry import Busy, Registry, TooMany, UnknownStream, WrongChain
-from services.web.sse import READ_BYTES, RETRY_MS, HeldResponse, client_address, json_text
+from services.web.sse import (
+    READ_BYTES,
+    RETRY_MS,
+    HeldResponse,
+    Resume,
+    client_address,
+    json_text,
+)
 from services.web.window import BeyondEnd, Dropped, Ended, Gap, State, Window, watch
 
 log = logs.get(__name__)
@@ -59,17 +66,15 @@ _QUEUE = 64
 @router.get("/events", response_model=None)
 async def events(
     request: Request,
+    resume: Resume,
     follow: Annotated[list[str], Query()] = [],  # noqa: B006  FastAPI copies the default
-    after: str | None = None,
-    last_event_id: Annotated[str | None, Header()] = None,
 ) -> HeldResponse:
     """Every followed stream on one SSE connection, resumable by one token."""
     settings: Settings = request.app.state.settings
     registry: Registry = request.app.state.registry
     try:
         follows = _follows(follow)
-        raw, source = (last_event_id, "Last-Event-ID") if last_event_id else (after, "after")
-        positions = tokens.decode(raw, source=source) if raw else {}
+        positions = tokens.decode(*resume) if resume else {}
     except ValueError as err:
         raise HTTPException(400, str(err)) from None
     client = client_address(request.client.host if request.client else None)

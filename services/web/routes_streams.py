@@ -19,16 +19,23 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from sse_starlette import ServerSentEvent
 
 from services.shared.settings import Settings
 from services.web.chain import Position, StreamEvent
 from services.web.errors import temporal, unavailable
 from services.web.registry import Busy, Registry, TooMany, UnknownStream, WrongChain
-from services.web.sse import READ_BYTES, RETRY_MS, HeldResponse, client_address, json_text
+from services.web.sse import (
+    READ_BYTES,
+    RETRY_MS,
+    HeldResponse,
+    Resume,
+    client_address,
+    json_text,
+)
 from services.web.window import BeyondEnd, Dropped, Ended, Gap, Message, State, Window, watch
 
 router = APIRouter()
@@ -42,18 +49,15 @@ _EVENT_ID = re.compile(r"^(?P<chain>[0-9A-Za-z-]{1,64}):(?P<offset>[0-9]{1,15})$
 async def stream_events(
     request: Request,
     workflow_id: str,
+    resume: Resume,
     topics: str = "",
-    after: str | None = None,
-    last_event_id: Annotated[str | None, Header()] = None,
 ) -> HeldResponse:
     """The stream of ``workflow_id``'s latest chain, or of the chain named by the resume id."""
     settings: Settings = request.app.state.settings
     registry: Registry = request.app.state.registry
     try:
         wanted = _topics(topics)
-        # The header is the browser's own, newer than a URL it was opened with.
-        raw, source = (last_event_id, "Last-Event-ID") if last_event_id else (after, "after")
-        last = _event_id(raw, source=source) if raw else None
+        last = _event_id(*resume) if resume else None
     except ValueError as err:
         raise HTTPException(400, str(err)) from None
     # The position after the last event seen: where the stream goes on.
@@ -180,7 +184,7 @@ def _item_frame(chain: str, event: StreamEvent) -> bytes:
     return ServerSentEvent(event.data, id=f"{chain}:{event.offset}", event=event.topic).encode()
 
 
-def _event_id(text: str, *, source: str) -> Position:
+def _event_id(text: str, source: str) -> Position:
     """``<chain>:<offset>`` of the last event seen; ValueError names ``source`` and the form."""
     match = _EVENT_ID.match(text.strip())
     if match is None:

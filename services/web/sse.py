@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
@@ -44,6 +45,18 @@ class HeldResponse(EventSourceResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._held.aclose()
+
+
+def resume_id(
+    after: str | None = None, last_event_id: Annotated[str | None, Header()] = None
+) -> tuple[str, str] | None:
+    """The resume id a client sent, and where; the header (the browser's own) wins."""
+    if last_event_id:
+        return last_event_id, "Last-Event-ID"
+    return (after, "after") if after else None
+
+
+Resume = Annotated[tuple[str, str] | None, Depends(resume_id)]
 
 
 def json_text(value: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ def encode(positions: Mapping[str, Position | None]) -> str:
     return _VERSION + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str, *, source: str) -> dict[str, Position]:
+def decode(token: str, source: str) -> dict[str, Position]:
     """The positions in ``token``, by stream key; ValueError naming ``source`` if malformed."""
     problem = _decode(token.strip())
     if isinstance(problem, str):
