@@ -218,6 +218,8 @@ async def _web(stack: Stack, *, max_viewers: int) -> AsyncIterator[_Web]:
     process = await stack.spawn(
         "bench.web",
         WEB_MAX_VIEWERS=str(max_viewers),
+        # Every bench viewer comes from 127.0.0.1: the per-client cap must hold them all.
+        WEB_CLIENT_MAX_VIEWERS=str(max_viewers),
         HEALTH_FILE=str(stack.workdir / "web.healthy"),
     )
     try:
