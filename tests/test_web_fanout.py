@@ -7,6 +7,7 @@ minus Update completed), not taken from the web's own counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 
@@ -19,7 +20,7 @@ from services.shared.models import NEWS_TOPIC, HubInput
 from services.shared.settings import Settings
 from services.web.chain import POLL, Position, StreamEvent
 from services.web.registry import Registry
-from services.web.window import Dropped, Message, watch
+from services.web.window import Dropped, Message, Window, watch
 from services.workflows import HubWorkflow
 from testkit.sse import SseEvent
 from testkit.waiting import eventually
@@ -75,12 +76,9 @@ async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
     client: Client, settings: Settings
 ) -> None:
     """The window itself: a viewer that stops reading is cut off; the other gets everything."""
-    hub = await _hub(client, settings)
-    registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
-    try:
-        window = await registry.open(hub.id, None)
-        slow = watch(window, 0, buffer=3, max_bytes=10**6)
-        fast = asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 10))
+    async with _hub_window(client, settings) as (hub, registry, window):
+        slow = _watch(window)
+        fast = asyncio.create_task(_events(_watch(window), 10))
         await publish(client, hub.id, range(1))
         first = await anext(slow)  # then it is busy, and reads nothing more
         await publish(client, hub.id, range(1, 10))
@@ -88,8 +86,6 @@ async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
         # Nine arrived while it was busy with the first, past its buffer of 3: cut off.
         rest = [m async for m in slow]
         resumed = await registry.read(hub.id, Position(window.chain, 1), wait=5, max_bytes=10**6)
-    finally:
-        await registry.close()
     assert [e.offset for e in fast_events] == list(range(10))
     assert first == fast_events[0]
     assert rest == [Dropped(behind=9)]
@@ -101,19 +97,11 @@ async def test_a_slow_viewer_is_dropped_and_never_delays_the_others(
 async def test_a_burst_that_lands_while_viewers_wait_drops_nobody(
     client: Client, settings: Settings
 ) -> None:
-    hub = await _hub(client, settings)
-    registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
-    try:
-        window = await registry.open(hub.id, None)
-        readers = [
-            asyncio.create_task(_events(watch(window, 0, buffer=3, max_bytes=10**6), 50))
-            for _ in range(5)
-        ]
+    async with _hub_window(client, settings) as (hub, _, window):
+        readers = [asyncio.create_task(_events(_watch(window), 50)) for _ in range(5)]
         await eventually(lambda: window.live_viewers == 5, what="five viewers at the head")
         await publish(client, hub.id, range(50), batch=50)  # one signal: one burst of 50
         received = [await reader for reader in readers]
-    finally:
-        await registry.close()
     assert all([e.offset for e in got] == list(range(50)) for got in received)
     await hub.signal(HubWorkflow.close)
 
@@ -164,6 +152,24 @@ async def test_a_crashed_reaper_is_logged_and_restarted(
 
 
 # -- helpers --------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _hub_window(
+    client: Client, settings: Settings
+) -> AsyncIterator[tuple[WorkflowHandle[HubWorkflow, None], Registry, Window]]:
+    """A fresh hub, a registry whose viewers buffer 3 events, and the hub's open window."""
+    hub = await _hub(client, settings)
+    registry = Registry(client, dataclasses.replace(settings, web_viewer_buffer=3))
+    try:
+        yield hub, registry, await registry.open(hub.id, None)
+    finally:
+        await registry.close()
+
+
+def _watch(window: Window) -> AsyncIterator[Message]:
+    """One viewer of ``window`` from offset 0, with the 3-event buffer of ``_hub_window``."""
+    return watch(window, 0, buffer=3, max_bytes=10**6)
+
+
 async def _hub(
     client: Client, settings: Settings, *, tag: str = ""
 ) -> WorkflowHandle[HubWorkflow, None]:
