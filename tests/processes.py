@@ -101,6 +101,14 @@ class Service:
             return []
         return parse_lines(self.log_path.read_text(), source=f"{self.module}'s log")
 
+    def last(self) -> dict[str, Any]:
+        """The last line the service itself logged.
+
+        Core's warnings are forwarded from a thread of their own
+        (``[sdk_core::...] ...``) and may land after a service's last word.
+        """
+        return [line for line in self.logs() if not line["event"].startswith("[")][-1]
+
     def wait_for_log(self, event: str, timeout: float = 60) -> dict[str, Any]:
         """The first line logging ``event``; fails at once if the process exits without it."""
 

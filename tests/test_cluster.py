@@ -102,7 +102,7 @@ def test_every_service_does_its_job_through_the_front_door(
     with ThreadPoolExecutor(len(one_shots)) as pool:
         codes = dict(zip(one_shots, pool.map(lambda s: s.wait(), one_shots), strict=True))
     assert {s.module: code for s, code in codes.items()} == {s.module: 0 for s in one_shots}
-    last = {s.module: s.logs()[-1]["event"] for s in one_shots}
+    last = {s.module: s.last()["event"] for s in one_shots}
     assert last == {
         "order_starter": "workflow result",
         "publisher": "hub closed",
@@ -110,7 +110,7 @@ def test_every_service_does_its_job_through_the_front_door(
         "ticker_slow": "final tick",
     }
     assert subscriber.wait() == 0  # PIPELINE_RUNS=1: one whole run recorded, then done
-    assert subscriber.logs()[-1]["event"] == "done"
+    assert subscriber.last()["event"] == "done"
     assert web.stop() == 0
     assert worker.stop() == 0
 
@@ -201,11 +201,11 @@ def test_a_refused_credential_stops_the_service_at_once_naming_it(
     worker.start()
     code = worker.wait(60)
     took = time.monotonic() - started
-    logs = worker.logs()
-    print(f"\n{case}: exit {code} after {took:.2f} s: {logs[-1].get('cause')}")
+    logs, last = worker.logs(), worker.last()
+    print(f"\n{case}: exit {code} after {took:.2f} s: {last.get('cause')}")
     assert code == 1
-    assert logs[-1]["event"] == "giving up"
-    cause = logs[-1]["cause"]
+    assert last["event"] == "giving up"
+    cause = last["cause"]
     assert all(phrase in cause for phrase in refused.says), cause
     assert cause.startswith(("Temporal at " + door.address, "no secure connection"))
     assert "\n" not in cause and "reach" not in cause
@@ -231,8 +231,8 @@ def test_an_unreachable_cluster_is_still_retried(certs: Certificates, tmp_path: 
     logs = order.logs()
     retries = [line for line in logs if line["event"] == "temporal not reachable, retrying"]
     assert [line["attempt"] for line in retries] == [1, 2]
-    assert logs[-1]["event"] == "giving up"
-    assert logs[-1]["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
+    assert order.last()["event"] == "giving up"
+    assert order.last()["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
     assert API_KEY not in order.log_path.read_text()
 
 
@@ -256,5 +256,5 @@ def test_a_profile_file_is_enough(doors: dict[Shape, FrontDoor], tmp_path: Path)
     )
     order.start()
     assert order.wait() == 0
-    assert order.logs()[-1]["event"] == "workflow result"
+    assert order.last()["event"] == "workflow result"
     assert worker.stop() == 0

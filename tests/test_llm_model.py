@@ -75,7 +75,7 @@ async def test_a_permanent_model_error_fails_the_turn_at_once_with_the_servers_m
     assistant = Service("assistant", assistant_env, tmp_path / "assistant.log")
     assistant.start()
     assert await asyncio.to_thread(assistant.wait, 90) == 1
-    last = assistant.logs()[-1]
+    last = assistant.last()
     assert last["event"] == "giving up" and said in last["cause"]
     recorded = await history.read(client, conversation)
     assert recorded.attempts == {1: 1} and not recorded.answers  # one attempt, no retry

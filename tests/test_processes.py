@@ -33,7 +33,7 @@ def test_one_shot_services_exit_zero_with_json_logs(
     service.start()
     assert service.wait() == 0, service.logs()[-5:]
     logs = service.logs()
-    assert logs[-1]["event"] == last_event
+    assert service.last()["event"] == last_event
     assert {line["service"] for line in logs} == {module.replace("_", "-")}
     assert all(line["timestamp"].endswith("Z") for line in logs)
 
@@ -61,11 +61,11 @@ def _unreachable(tmp_path: Path, **env: str) -> tuple[str, Service]:
 
 def test_unreachable_temporal_exits_1_after_bounded_retries(tmp_path: Path) -> None:
     address, service = _unreachable(tmp_path, CONNECT_ATTEMPTS="3")
-    logs = service.logs()
+    logs, last = service.logs(), service.last()
     assert [line["attempt"] for line in logs if "retrying" in line["event"]] == [1, 2]
-    assert logs[-1]["event"] == "giving up"
-    assert logs[-1]["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
-    assert "\n" not in logs[-1]["cause"]
+    assert last["event"] == "giving up"
+    assert last["cause"].startswith(f"cannot reach Temporal at {address} after 3 attempts")
+    assert "\n" not in last["cause"]
 
 
 @pytest.mark.usefixtures("worker_process")
@@ -108,7 +108,7 @@ def test_a_one_shot_stopped_before_its_job_is_done_does_not_exit_zero(
     order.start()
     order.wait_for_log("progress")  # charging: the job is under way
     assert order.stop() == 143  # 128 + SIGTERM
-    last = order.logs()[-1]
+    last = order.last()
     assert (last["event"], last["signal"]) == ("interrupted before finishing", "SIGTERM")
 
 
@@ -120,10 +120,9 @@ def test_a_namespace_that_does_not_exist_fails_at_once_naming_it(
     service = Service("order_starter", settings, tmp_path / "o.log")
     service.start()
     assert service.wait() == 1
-    logs = service.logs()
-    assert not [line for line in logs if "retrying" in line["event"]]
-    assert logs[-1]["event"] == "giving up"
-    assert "Namespace no-such-namespace is not found" in logs[-1]["cause"]
+    assert not [line for line in service.logs() if "retrying" in line["event"]]
+    assert service.last()["event"] == "giving up"
+    assert "Namespace no-such-namespace is not found" in service.last()["cause"]
 
 
 def test_the_worker_is_healthy_only_while_it_is_ready(env: dict[str, str], tmp_path: Path) -> None:

@@ -148,7 +148,7 @@ def test_corrupt_ledger_is_refused_with_the_reset_command(
     subscriber = SubscriberProcess(env, tmp_path / "s.log", ledger)
     subscriber.start()
     assert subscriber.wait() == 2
-    cause = subscriber.logs()[-1]["cause"]
+    cause = subscriber.last()["cause"]
     assert str(ledger) in cause and "line 2" in cause and "make reset-subscriber" in cause
     assert ledger.read_text().endswith("GARBAGE\n")  # nothing was rewritten
 
@@ -189,7 +189,7 @@ def test_a_second_subscriber_on_the_same_ledger_is_refused_naming_the_first(
     second = SubscriberProcess(env, tmp_path / "second.log", first.ledger)
     second.start()
     assert second.wait() == 2
-    cause = second.logs()[-1]["cause"]
+    cause = second.last()["cause"]
     assert first.process is not None and f"pid {first.process.pid}" in cause
     assert "only one subscriber" in cause
     assert first.stop() == 0
@@ -292,8 +292,9 @@ async def test_subscriber_gives_up_after_its_reconnect_budget(tmp_path: Path) ->
     logs = subscriber.logs()
     retries = [line["attempt"] for line in logs if line["event"] == "connection lost, retrying"]
     assert retries == [1, 2]
-    assert logs[-1]["event"] == "giving up"
-    assert logs[-1]["cause"].startswith("pipeline subscription: still failing after 2 retries")
+    last = subscriber.last()
+    assert last["event"] == "giving up"
+    assert last["cause"].startswith("pipeline subscription: still failing after 2 retries")
 
 
 def _exited(service: Service) -> Callable[[], bool]:
