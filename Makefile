@@ -47,7 +47,9 @@ lint: venv  ## ruff and mypy
 
 .PHONY: test
 test: lint tls-tools  ## Lint, then every test against a real Temporal dev server (no Docker)
-	$(PY) -m pytest -m "not e2e"
+	@# Two workers, each with its own dev server; a file stays on one worker, so
+	@# a module's fixtures (the TLS front doors, say) are set up once.
+	$(PY) -m pytest -m "not e2e" -n 2 --dist loadfile
 
 .PHONY: bench
 bench: venv  ## How far one stream goes, beside the library's defaults (~12 min; BENCH_SCALE=0.1 for a look)
