@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,13 +20,15 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.workflow_streams import PublishInput, WorkflowStreamClient
+from temporalio.contrib.workflow_streams import PublishInput, WorkflowStream, WorkflowStreamClient
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from services.publisher import run_publisher
 from services.shared.backoff import Backoff
 from services.shared.headlines import (
+    DEPTH,
+    WINDOW,
     AbortedByRollover,
     aborted_by_closing_run,
     publish_headlines,
@@ -188,6 +190,24 @@ def test_a_publisher_held_in_applied_does_not_stand_in_for_another_still_sending
     assert not handover.settled(now)
 
 
+def test_a_pipelined_publisher_is_held_once_as_many_windows_wait_as_it_keeps_in_flight() -> None:
+    """With two calls in flight, one held call is not a stop: the publisher sends its
+    next window, and is held only at the second distinct window (a retry is not one).
+    """
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    handover = Handover()
+    handover.published("p", now)
+    handover.hold("p", window=7, depth=2)
+    assert not handover.settled(now)
+    handover.hold("p", window=7, depth=2)  # the same call, retried
+    assert not handover.settled(now)
+    handover.hold("p", window=8, depth=2)
+    assert handover.settled(now)
+    handover.published("q", now)
+    handover.hold("q", window=3, depth=1)  # a final call: nothing follows it
+    assert handover.settled(now)
+
+
 async def test_an_update_a_rollover_cut_short_is_retried_within_the_budget_after_a_delay() -> None:
     """What the server answers an update the hub's closing run had not taken yet.
 
@@ -221,7 +241,7 @@ class BrokenHub:
         await workflow.wait_condition(lambda: False)
 
     @workflow.update
-    async def applied(self, publisher_id: str) -> None:
+    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> None:
         raise RuntimeError(f"the workflow task fails (publisher {publisher_id})")
 
 
@@ -250,6 +270,114 @@ async def test_flow_control_that_keeps_failing_gives_up_on_its_budget_after_a_de
         f"{hub.id} flow control: still failing after 1 retries: Unable to perform workflow "
         "execution update due to Workflow Task in failed state"
     )
+
+
+@workflow.defn(name="HoldingHub")
+class HoldingHub:
+    """A hub that takes publishes but answers no ``applied``: a handover that never ends."""
+
+    @workflow.init
+    def __init__(self) -> None:
+        self.stream = WorkflowStream()
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_a_publisher_keeps_depth_calls_in_flight_and_a_cancel_gets_through_them(
+    client: Client, settings: Settings, task_queue: str
+) -> None:
+    """The hub answers no call. A publisher that waited for each would stop at its
+    first; this one publishes on until DEPTH calls are unanswered, then stops. Cancelled
+    there, it returns at once, leaving no call running (the hub would never end one).
+    """
+    assert DEPTH >= 2, "a publisher keeps more than one flow-control call in flight"
+    runner = UnsandboxedWorkflowRunner()  # a workflow of this test module's own
+    async with Worker(
+        client, task_queue=task_queue, workflows=[HoldingHub], workflow_runner=runner
+    ):
+        hub = await client.start_workflow(
+            HoldingHub.run, id=f"holding-{task_queue}", task_queue=task_queue
+        )
+        publishing = asyncio.create_task(
+            publish_headlines(client, hub.id, settings, events=1_000_000, source="a")
+        )
+        try:
+            waiting = await eventually(
+                lambda: _held_calls(client, hub.id, at_least=DEPTH), what=f"{DEPTH} calls"
+            )
+            publishing.cancel()
+            async with asyncio.timeout(60):  # a guard against a hang, not a measure
+                with pytest.raises(asyncio.CancelledError):
+                    await publishing
+            left = [t for t in asyncio.all_tasks() if t.get_name().startswith(f"{hub.id} applied")]
+            runs = await runs_of(client, hub.id, hub.result_run_id or "")
+        finally:
+            publishing.cancel()  # if the wait failed: no publisher left behind
+            await hub.terminate("test over")
+    assert left == []
+    assert [w for _, w in waiting] == list(range(1, DEPTH + 1))  # none answered, none more
+    assert [w for _, w in applied_calls(client, runs[0])] == list(range(1, DEPTH + 1))
+    logged = logged_headlines(client, runs)
+    assert [h.seq for h in logged] == list(range(len(logged)))  # a prefix, in order, no final
+    assert len(logged) <= DEPTH * WINDOW  # no more than DEPTH windows ahead of the hub
+
+
+async def _held_calls(
+    client: Client, hub_id: str, *, at_least: int
+) -> list[tuple[str, int]] | None:
+    """The ``applied`` calls the hub holds, once there are ``at_least``."""
+    events = [e async for e in client.get_workflow_handle(hub_id).fetch_history_events()]
+    calls = applied_calls(client, Run("", events))
+    return calls if len(calls) >= at_least else None
+
+
+def applied_calls(client: Client, run: Run) -> list[tuple[str, int]]:
+    """The ``applied`` calls accepted in ``run`` and not answered: (publisher id, window)."""
+    last: dict[str, tuple[str, int]] = {}
+    for last in _unanswered(client, run):  # noqa: B007 (the state after the last event)
+        pass
+    return list(last.values())
+
+
+def applied_in_flight(client: Client, runs: list[Run]) -> dict[str, int]:
+    """For each publisher, the most distinct windows it had unanswered in ``applied`` at once.
+
+    The server's record of it: each call's acceptance and completion in the
+    hub's history (a retried call is the same window).
+    """
+    peak: dict[str, int] = {}
+    for run in runs:
+        for waiting in _unanswered(client, run):
+            for publisher in {p for p, _ in waiting.values()}:
+                windows = {w for p, w in waiting.values() if p == publisher}
+                peak[publisher] = max(peak.get(publisher, 0), len(windows))
+    return peak
+
+
+def _unanswered(client: Client, run: Run) -> Iterator[dict[str, tuple[str, int]]]:
+    """``run``'s ``applied`` calls not answered, by update id, after each of its events.
+
+    One dict, updated in place: (publisher id, window) for each call.
+    """
+    converter = client.data_converter.payload_converter
+    waiting: dict[str, tuple[str, int]] = {}
+    for event in run.events:
+        if event.HasField("workflow_execution_update_accepted_event_attributes"):
+            request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.input.name == "applied":
+                args = converter.from_payloads(request.input.args.payloads, [str, int, int])
+                waiting[request.meta.update_id] = (args[0], args[1])
+        elif event.HasField("workflow_execution_update_completed_event_attributes"):
+            waiting.pop(
+                event.workflow_execution_update_completed_event_attributes.meta.update_id, None
+            )
+        yield waiting
 
 
 # -- on the session's server (default limits) ----------------------------------
@@ -331,6 +459,43 @@ async def test_burst_of_20000_arrives_complete_in_bounded_signals(
     assert largest < PAYLOAD_WARNING
 
 
+@pytest.mark.usefixtures("worker")
+async def test_a_burst_cancelled_mid_window_leaves_a_prefix_and_the_hub_serving_others(
+    client: Client, settings: Settings
+) -> None:
+    """Cancelled while it sends its second window, its first call in flight or just
+    answered: the cancel gets through, no call is left running, what went out is a
+    prefix of its headlines, and the hub answers the next publisher as before.
+    """
+    hub_id = f"cancelled-{settings.task_queue}"
+    hub = await client.start_workflow(
+        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+    )
+    publishing = asyncio.create_task(
+        publish_headlines(client, hub_id, settings, events=1_000_000, source="a")
+    )
+    offset = WorkflowStreamClient.create(client, hub_id)
+    await eventually(lambda: _offset_after(offset, WINDOW + WINDOW // 2), what="1.5 windows")
+    publishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publishing
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith(f"{hub_id} applied")]
+    assert await publish_headlines(client, hub_id, settings, events=10, source="b") == 10
+    await hub.signal(HubWorkflow.close)
+    await hub.result()
+
+    runs = await runs_of(client, hub_id, hub.result_run_id or "")
+    logged = logged_headlines(client, runs)
+    a = [(h.seq, h.final) for h in logged if h.source == "a"]
+    b = [(h.seq, h.final) for h in logged if h.source == "b"]
+    print(f"cancelled burst: {len(a)} headlines went out before the cancel")
+    assert left == []
+    assert len(a) > WINDOW + WINDOW // 2
+    assert a == [(i, False) for i in range(len(a))]
+    assert b == [(i, i == 10) for i in range(11)]
+    assert task_failures(runs) == []
+
+
 def logged_headlines(client: Client, runs: list[Run]) -> list[Headline]:
     """The headlines the hub's runs took in, in order, from their publish signals.
 
@@ -399,6 +564,49 @@ async def test_continuous_publishers_roll_the_hub_over_and_a_reader_that_keeps_u
     assert [s.offset for s in seen] == list(range(len(seen)))  # never a jump
     assert task_failures(runs) == []
     assert largest <= CARRY_BUDGET_BYTES
+
+
+async def test_one_publishers_burst_is_pipelined_across_rollovers_and_logged_once_in_order(
+    small_client: Client, settings: Settings
+) -> None:
+    """One publisher, unpaced: at each rollover the hub holds it with DEPTH windows
+    unanswered, as many as it keeps in flight, and never more. What the hub logged is
+    read back from its history, run by run (a reader could fall behind a burst).
+    """
+    client, events = small_client, 20_000
+    hub_id = f"burst-{settings.task_queue}"
+    hub = await client.start_workflow(
+        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
+    )
+    await publish_headlines(client, hub_id, settings, events=events, source="a")
+    await hub.signal(HubWorkflow.close)
+    await hub.result()
+
+    runs = await runs_of(client, hub_id, hub.result_run_id or "")
+    logged = logged_headlines(client, runs)
+    in_flight = applied_in_flight(client, runs)
+    print(f"pipelined burst: {len(runs) - 1} rollovers, applied in flight at most {in_flight}")
+    assert len(runs) >= 3, "the hub must have rolled over at least twice"
+    assert [(h.seq, h.final) for h in logged] == [(i, i == events) for i in range(events + 1)]
+    assert list(in_flight.values()) == [DEPTH]
+    assert task_failures(runs) == []
+
+
+async def test_the_publisher_paced_by_its_reader_delivers_a_burst_across_rollovers(
+    small_client: Client, settings: Settings
+) -> None:
+    """The publisher service's way: its own reader paces it (read_headlines fails on
+    any headline out of place), its calls pipelined, the hub rolling over under it.
+    """
+    client, events = small_client, 20_000
+    hub_id = f"paced-{settings.task_queue}"
+    settings = dataclasses.replace(settings, hub_workflow_id=hub_id, publisher_events=events)
+    assert await run_publisher(client, settings) == events
+    first = (await client.get_workflow_handle(hub_id).describe()).raw_description
+    runs = await runs_of(client, hub_id, first.workflow_execution_info.first_run_id)
+    print(f"reader-paced burst: {len(runs) - 1} rollovers")
+    assert len(runs) >= 3, "the hub must have rolled over at least twice"
+    assert task_failures(runs) == []
 
 
 async def test_rollover_carries_what_fits_and_a_reader_behind_within_it_loses_nothing(

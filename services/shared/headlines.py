@@ -2,10 +2,11 @@
 
 The library part of scenario 3, shared by the ``publisher`` service, the
 dashboard's publish button, the benchmark and the tests. A publisher sends
-headlines with ``WorkflowStreamClient.create`` in bounded batches, and every
-WINDOW events waits for the hub's ``applied`` update (flow control; the hub
-also holds it there while it rolls over). A reader checks that each source's
-headlines arrive once, in order, up to its in-band final one.
+headlines with ``WorkflowStreamClient.create`` in bounded batches, and asks
+the hub's ``applied`` update after every WINDOW events, keeping at most DEPTH
+of those calls in flight (flow control; the hub also holds it there while it
+rolls over). A reader checks that each source's headlines arrive once, in
+order, up to its in-band final one.
 """
 
 from __future__ import annotations
@@ -44,10 +45,16 @@ BATCH_INTERVAL = timedelta(milliseconds=200)
 # Publishes are signals, stored before the hub applies them. Unchecked, fast
 # publishers pile them up until one workflow task holds more than the hub can
 # apply within the 2 s deadlock timeout (TMPRL1101) and history overflows; so
-# a publisher waits for the hub's ``applied`` every WINDOW events, and at least
+# a publisher calls the hub's ``applied`` every WINDOW events, and at least
 # every CHECK_EVERY. The hub also holds publishers there while it rolls over.
 WINDOW = 1000
 CHECK_EVERY = 0.5  # seconds
+# Calls in flight: the next window is published while the last ones are
+# answered, and publishing waits while DEPTH are unanswered, so at most DEPTH
+# windows are sent and not yet applied. Each held call is an Update in flight,
+# and the server allows 10 per workflow (history.maxInFlightUpdates): four
+# publishers held at a rollover take 8 of them, readers' polls the rest.
+DEPTH = 2
 # Above this many events, log every Nth instead of each (a burst would flood the logs).
 _LOG_EACH_UP_TO = 100
 _LOG_EVERY = 1000
@@ -81,45 +88,102 @@ async def publish_headlines(
     rate: float | None = None,
     source: str = "",
     reader: Progress | None = None,
+    depth: int = DEPTH,
 ) -> int:
     """Publish ``events`` headlines, or until ``time.monotonic()`` reaches ``until``.
 
     ``rate`` (events per second) paces them; by default they go as fast as the
-    hub applies them, or as ``reader`` reads them. A final headline then ends
-    this ``source``'s part of the stream. Returns how many were published before it.
+    hub applies them, or as ``reader`` reads them. ``depth`` is how many
+    windows' ``applied`` calls may be unanswered (1: wait for each). A final
+    headline then ends this ``source``'s part of the stream. Returns how many
+    were published before it.
     """
     batch = settings.publisher_batch_size
     stream = WorkflowStreamClient.create(
         client, hub_id, batch_interval=BATCH_INTERVAL, max_batch_size=batch
     )
     news = stream.topic(NEWS_TOPIC, type=Headline)
-    hub, me = client.get_workflow_handle(hub_id), publisher_id(stream)
-    backoff = Backoff(f"{hub_id} flow control", settings.reconnect_attempts)
+    calls = InFlight(client.get_workflow_handle(hub_id), publisher_id(stream), settings, depth)
     began, seq = time.monotonic(), 0
     check_at = began + CHECK_EVERY
-    async with stream:
-        while (events is None or seq < events) and (until is None or time.monotonic() < until):
-            news.publish(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
-            seq += 1
-            if seq % WINDOW == 0 or time.monotonic() >= check_at:
-                await stream.flush()
-                await wait_applied(hub, me, backoff)
-                if reader is not None:
-                    # A rollover carries only the newest ~2,000 headlines: a
-                    # reader further behind would jump, so stay within reach.
-                    await reader.reached(seq - WINDOW // 2)
-                check_at = time.monotonic() + CHECK_EVERY
-            elif seq % batch == 0:
-                # A tight loop never yields to the background flusher, so
-                # everything would go in one oversized signal: bound it here.
-                await stream.flush()
-            if rate and seq % batch == 0:
-                await asyncio.sleep(max(0.0, began + seq / rate - time.monotonic()))
-        news.publish(Headline(seq, "end of stream", final=True, source=source))
-    await wait_applied(hub, me, backoff)  # in the log; and held here too during a rollover
+    try:
+        async with stream:
+            while (events is None or seq < events) and (until is None or time.monotonic() < until):
+                news.publish(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
+                seq += 1
+                if seq % WINDOW == 0 or time.monotonic() >= check_at:
+                    await stream.flush()
+                    await calls.window()
+                    if reader is not None:
+                        # A rollover carries only the newest ~2,000 headlines: a
+                        # reader further behind would jump, so stay within reach.
+                        await reader.reached(seq - WINDOW // 2)
+                    check_at = time.monotonic() + CHECK_EVERY
+                elif seq % batch == 0:
+                    # A tight loop never yields to the background flusher, so
+                    # everything would go in one oversized signal: bound it here.
+                    await stream.flush()
+                if rate and seq % batch == 0:
+                    await asyncio.sleep(max(0.0, began + seq / rate - time.monotonic()))
+            news.publish(Headline(seq, "end of stream", final=True, source=source))
+        await calls.last()  # in the log; and held here too during a rollover
+    finally:
+        await calls.cancel()  # cancelled or failed: no call left running
     named = {"source": source} if source else {}  # several publishers on one hub
-    log.info("published", events=seq, batch_size=batch, **named)
+    log.info("published", events=seq, batch_size=batch, depth=depth, **named)
     return seq
+
+
+class InFlight:
+    """A publisher's ``applied`` calls not answered yet: at most ``depth``, each a task.
+
+    Each call covers what was flushed before it; the hub answers them in
+    turn, or holds them all during a rollover, telling by their window
+    numbers and ``depth`` when this publisher can send no more.
+    """
+
+    def __init__(
+        self, hub: WorkflowHandle[Any, Any], publisher: str, settings: Settings, depth: int
+    ) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self.hub, self.publisher, self.depth = hub, publisher, depth
+        self.attempts = settings.reconnect_attempts
+        self.windows = 0  # calls made, the number of the latest
+        self.calls: list[asyncio.Task[None]] = []
+
+    async def window(self) -> None:
+        """Call for what was flushed; return once fewer than ``depth`` calls are unanswered."""
+        self._call(self.depth)
+        await self._below(self.depth)
+
+    async def last(self) -> None:
+        """Call for the final flush (nothing follows it); return once every call is answered."""
+        self._call(1)
+        await self._below(1)
+
+    async def cancel(self) -> None:
+        for call in self.calls:
+            call.cancel()
+        await asyncio.gather(*self.calls, return_exceptions=True)
+        self.calls.clear()
+
+    def _call(self, depth: int) -> None:
+        self.windows += 1
+        # A Backoff each: the calls retry side by side, each on its own budget.
+        backoff = Backoff(f"{self.hub.id} flow control", self.attempts)
+        calls = wait_applied(self.hub, self.publisher, backoff, window=self.windows, depth=depth)
+        self.calls.append(asyncio.create_task(calls, name=f"{self.hub.id} applied {self.windows}"))
+
+    async def _below(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` calls are unanswered; a failed call raises here."""
+        while True:
+            for call in [c for c in self.calls if c.done()]:
+                self.calls.remove(call)
+                call.result()
+            if len(self.calls) < limit:
+                return
+            await asyncio.wait(self.calls, return_when=asyncio.FIRST_COMPLETED)
 
 
 def publisher_id(stream: WorkflowStreamClient) -> str:
@@ -130,8 +194,18 @@ def publisher_id(stream: WorkflowStreamClient) -> str:
     return stream._publisher_id
 
 
-async def wait_applied(hub: WorkflowHandle[Any, Any], publisher: str, backoff: Backoff) -> None:
+async def wait_applied(
+    hub: WorkflowHandle[Any, Any],
+    publisher: str,
+    backoff: Backoff,
+    *,
+    window: int = 0,
+    depth: int = 1,
+) -> None:
     """Return once the hub has applied every batch ``publisher`` sent before.
+
+    ``window`` and ``depth`` tell the hub, while it holds publishers, when
+    this one stops (:meth:`HubWorkflow.applied`); by default, at this call.
 
     A rollover can cut the update short: the closing run aborts an update it
     had not taken yet, or the server refuses the workflow task that held it
@@ -141,7 +215,7 @@ async def wait_applied(hub: WorkflowHandle[Any, Any], publisher: str, backoff: B
     """
     while True:
         try:
-            await hub.execute_update(HubWorkflow.applied, publisher)
+            await hub.execute_update(HubWorkflow.applied, args=[publisher, window, depth])
         except TEMPORAL_ERRORS as err:
             if isinstance(err.__cause__, asyncio.CancelledError):
                 # The SDK wraps a cancelled update call; the cancel must get through.
