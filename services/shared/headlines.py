@@ -16,8 +16,10 @@ import time
 from datetime import timedelta
 from typing import Any, TypeGuard
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.converter import PayloadConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.shared import logs
@@ -102,17 +104,17 @@ async def publish_headlines(
     stream = WorkflowStreamClient.create(
         client, hub_id, batch_interval=BATCH_INTERVAL, max_batch_size=batch
     )
-    news = stream.topic(NEWS_TOPIC, type=Headline)
+    batches = Batches(stream, client.data_converter.payload_converter)
     calls = InFlight(client.get_workflow_handle(hub_id), publisher_id(stream), settings, depth)
     began, seq = time.monotonic(), 0
     check_at = began + CHECK_EVERY
     try:
         async with stream:
             while (events is None or seq < events) and (until is None or time.monotonic() < until):
-                news.publish(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
+                batches.add(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
                 seq += 1
                 if seq % WINDOW == 0 or time.monotonic() >= check_at:
-                    await stream.flush()
+                    await batches.flush()
                     await calls.window()
                     if reader is not None:
                         # A rollover carries only the newest ~2,000 headlines: a
@@ -120,18 +122,64 @@ async def publish_headlines(
                         await reader.reached(seq - WINDOW // 2)
                     check_at = time.monotonic() + CHECK_EVERY
                 elif seq % batch == 0:
-                    # A tight loop never yields to the background flusher, so
-                    # everything would go in one oversized signal: bound it here.
-                    await stream.flush()
+                    await batches.send()
                 if rate and seq % batch == 0:
                     await asyncio.sleep(max(0.0, began + seq / rate - time.monotonic()))
-            news.publish(Headline(seq, "end of stream", final=True, source=source))
+            batches.add(Headline(seq, "end of stream", final=True, source=source))
+            await batches.flush()
         await calls.last()  # in the log; and held here too during a rollover
     finally:
-        await calls.cancel()  # cancelled or failed: no call left running
+        # Cancelled or failed: no signal or call left running.
+        await batches.cancel()
+        await calls.cancel()
     named = {"source": source} if source else {}  # several publishers on one hub
     log.info("published", events=seq, batch_size=batch, depth=depth, **named)
     return seq
+
+
+class Batches:
+    """Headlines into a stream's ``news`` topic, one batch on its way while the next is made.
+
+    The stream encodes a batch under its flush lock, then waits for the
+    server; encoding the next one here meanwhile (to a payload with the
+    client's converter, as the stream would) overlaps the two. A tight loop
+    never yields to the stream's background flusher, so without ``send`` at
+    each batch everything would go in one oversized signal; and one batch at
+    a time on its way keeps the signals in order and bounded.
+    """
+
+    def __init__(self, stream: WorkflowStreamClient, converter: PayloadConverter) -> None:
+        self.news = stream.topic(NEWS_TOPIC, type=Headline)
+        self.stream, self.converter = stream, converter
+        self.next: list[Payload] = []
+        self.sending: asyncio.Task[None] | None = None
+
+    def add(self, headline: Headline) -> None:
+        self.next.append(self.converter.to_payloads([headline])[0])
+
+    async def send(self) -> None:
+        """Send the next batch once the last one is acknowledged; return as it goes out."""
+        await self._hand_over()
+        self.sending = asyncio.create_task(self.stream.flush())
+        await asyncio.sleep(0)  # it encodes and sends now; the server's answer comes later
+
+    async def flush(self) -> None:
+        """Return once every headline added is acknowledged by the server."""
+        await self._hand_over()
+        await self.stream.flush()
+
+    async def cancel(self) -> None:
+        if self.sending is not None:
+            self.sending.cancel()
+            await asyncio.gather(self.sending, return_exceptions=True)
+
+    async def _hand_over(self) -> None:
+        if self.sending is not None:
+            sending, self.sending = self.sending, None
+            await sending  # a send that failed raises here
+        for payload in self.next:
+            self.news.publish(payload)
+        self.next.clear()
 
 
 class InFlight:
