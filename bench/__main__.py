@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import ledger, llm, page
+from bench.burst import TITLE, bursts
 from bench.catchup import catch_up
 from bench.latency import latency
 from bench.report import (
+    burst_rows,
     catch_up_rows,
     latency_rows,
     load_rows,
@@ -101,6 +103,9 @@ async def main() -> None:
             f"one stream, 4 publishers paced to {RATE:,} events/s in all, {seconds:.0f} s",
             load_rows(figures["sustained"]),
         )
+
+        figures["burst"] = await bursts(s, scale)
+        show(figures, TITLE, burst_rows(figures["burst"], figures["sustained"][0], RATE))
 
         each = round(250_000 * scale)
         figures["million"] = [

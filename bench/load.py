@@ -3,7 +3,7 @@
 Each role prints one JSON object (its figures) as its last line of stdout:
 
 * ``publish``: the project's publisher (``services.shared.headlines``): bounded
-  batches, flow control, held during a rollover;
+  batches, flow control with ``--depth`` windows in flight, held during a rollover;
 * ``publish-defaults``: the library's defaults (``batch_interval`` 2 s, no
   ``max_batch_size``, no flow control): what a publisher gets out of the box;
 * ``read``: follows a hub with ``services.shared.subscriptions.follow`` and
@@ -34,6 +34,7 @@ from services.shared import logs
 from services.shared.backoff import Backoff
 from services.shared.connect import connect
 from services.shared.headlines import (
+    DEPTH,
     HEADLINES,
     WINDOW,
     publish_headlines,
@@ -67,6 +68,7 @@ async def publish(client: Client, settings: Settings, args: argparse.Namespace) 
         until=until,
         rate=args.rate or None,
         source=args.source,
+        depth=args.depth,
     )
     return {"published": published, "began": began, "ended": time.time()}
 
@@ -222,6 +224,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=0, help="how many to publish (0: no limit)")
     parser.add_argument("--seconds", type=float, default=0, help="publish for this long")
     parser.add_argument("--rate", type=float, default=0, help="events per second (0: unpaced)")
+    parser.add_argument("--depth", type=int, default=DEPTH, help="publish: applied calls in flight")
     parser.add_argument(
         "--sources", type=int, default=1, help="readers stop after this many finals"
     )

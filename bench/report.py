@@ -93,13 +93,44 @@ def load_rows(results: list[Throughput]) -> list[str]:
             f"{_kib(h.largest_poll_reply):>10} {_kib(h.largest_carry):>9} {per_run:>16} "
             f"{h.task_failures or 'none'}"
         )
-        if not r.complete:
-            rows.append(f"{'':<17} reader: {_why_incomplete(r.reader)}")
-        errors = [p["error"] for p in r.publishers if "error" in p]
-        if errors:
-            rows.append(f"{'':<17} {len(errors)} publishers failed, first: {errors[0][:160]}")
-        if r.hub_ended != "running until closed":
-            rows.append(f"{'':<17} the hub had ended before it was closed: {r.hub_ended}")
+        rows.extend(_load_notes(r))
+    return rows
+
+
+def _load_notes(r: Throughput) -> list[str]:
+    """What went wrong in a load run, one line each, under its row."""
+    notes = []
+    if not r.complete:
+        notes.append(f"{'':<17} reader: {_why_incomplete(r.reader)}")
+    errors = [p["error"] for p in r.publishers if "error" in p]
+    if errors:
+        notes.append(f"{'':<17} {len(errors)} publishers failed, first: {errors[0][:160]}")
+    if r.hub_ended != "running until closed":
+        notes.append(f"{'':<17} the hub had ended before it was closed: {r.hub_ended}")
+    return notes
+
+
+def burst_rows(bursts: list[Throughput], paced: Throughput, rate: float) -> list[str]:
+    """One publisher's bursts (its own rate and end to end), then paced ones' at ``rate``."""
+    rows = [
+        f"{'design':<22} {'published':>10} {'complete':>8} {'publisher':>10} {'end to end':>11} "
+        f"{'rollovers':>9} task failures"
+    ]
+    for r in bursts:
+        p = r.publishers[0] if r.publishers else {}
+        took = p.get("ended", 0) - p.get("began", 0)
+        own = r.published / took if took > 0 else math.nan
+        rows.append(
+            f"{r.design:<22} {r.published:>10,} {'yes' if r.complete else 'NO':>8} "
+            f"{_rate(own):>10} {_rate(r.events_per_s):>11} {r.rollovers:>9} "
+            f"{r.history.task_failures or 'none'}"
+        )
+        rows.extend(_load_notes(r))
+    rows.append(
+        f"{len(paced.publishers)} publishers paced to {rate:,.0f}/s in all, same run: "
+        f"{_rate(paced.events_per_s)} end to end"
+        f" ({paced.published:,} events, {'complete' if paced.complete else 'NOT complete'})"
+    )
     return rows
 
 

@@ -1,10 +1,10 @@
 """One hub, four publishers and a reader, each its own process: how far one stream goes.
 
 Publishers are paced to a target rate in total (by default the target of
-10,000 events/s). The reader audits every source's sequence, so a figure is
-only "complete" if nothing was lost or repeated. End-to-end events/s is the
-events the reader received over the time from the first publish to the last
-receipt.
+10,000 events/s), or one publishes a burst unpaced. The reader audits every
+source's sequence, so a figure is only "complete" if nothing was lost or
+repeated. End-to-end events/s is the events the reader received over the
+time from the first publish to the last receipt.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 
 from bench.history import HubHistory, hub_history
 from bench.stack import Stack, ready, result
+from services.shared.headlines import DEPTH
 from services.shared.models import HubInput
 from services.shared.settings import Settings
 from services.workflows import HubWorkflow
@@ -33,10 +34,13 @@ class Design:
     name: str
     publish_role: str
     cooldown: float
+    depth: int = DEPTH  # the project's publisher: ``applied`` calls in flight
 
 
 PROJECT = Design("this project", "publish", Settings().poll_cooldown_seconds)
 LIBRARY_DEFAULTS = Design("library defaults", "publish-defaults", LIBRARY_COOLDOWN)
+# The project's publisher before pipelining: it waited for each ``applied``.
+SYNCHRONOUS = Design("waits each window", "publish", PROJECT.cooldown, depth=1)
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,9 @@ async def run_load(
     seconds: float = 0,
     events_each: int = 0,
     within: float,
+    publishers: int = PUBLISHERS,
 ) -> Throughput:
-    """PUBLISHERS publishers for ``seconds`` (or ``events_each`` each) at ``rate`` in total."""
+    """``publishers`` for ``seconds`` (or ``events_each`` each), ``rate`` in total (0: unpaced)."""
     client = stack.client
     hub_id = f"load-{uuid.uuid4().hex[:6]}"
     await client.start_workflow(HubWorkflow.run, HubInput(), id=hub_id, task_queue=stack.task_queue)
@@ -73,11 +78,11 @@ async def run_load(
         "bench.load",
         "read",
         f"--hub={hub_id}",
-        f"--sources={PUBLISHERS}",
+        f"--sources={publishers}",
         f"--cooldown={design.cooldown}",
     )
     await ready(reader)  # publishing starts once the reader is polling
-    publishers = [
+    spawned = [
         await stack.spawn(
             "bench.load",
             design.publish_role,
@@ -85,12 +90,13 @@ async def run_load(
             f"--source=p{n}",
             f"--seconds={seconds}",
             f"--events={events_each}",
-            f"--rate={rate / PUBLISHERS}",
+            f"--rate={rate / publishers}",
+            f"--depth={design.depth}",
         )
-        for n in range(PUBLISHERS)
+        for n in range(publishers)
     ]
     began = time.time()
-    published = [await result(p, within=within) for p in publishers]
+    published = [await result(p, within=within) for p in spawned]
     read = await result(reader, within=60)
     ended = await _close(stack, hub_id)
     history = await hub_history(client, hub_id)
