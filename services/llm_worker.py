@@ -7,12 +7,11 @@ the built-in offline model answers; see docs/assistant.md.
 
 from __future__ import annotations
 
-import asyncio
-
 from services.llm.worker import build_llm_worker
 from services.shared import health, logs
 from services.shared.connect import connect
 from services.shared.conversation import model_label
+from services.shared.evictions import exit_when_stuck
 from services.shared.runner import run_service
 from services.shared.settings import Settings
 
@@ -21,7 +20,8 @@ log = logs.get(__name__)
 
 async def main(settings: Settings) -> None:
     client = await connect(settings)
-    async with build_llm_worker(client, settings), health.ready(settings.health_file):
+    worker = build_llm_worker(client, settings)
+    async with worker, health.ready(settings.health_file):
         log.info(
             "llm-worker ready",
             task_queue=settings.llm_task_queue,
@@ -30,7 +30,7 @@ async def main(settings: Settings) -> None:
             turns_per_run=settings.llm_turns_per_run,
         )
         # Runs until SIGTERM cancels us; leaving the block drains the worker.
-        await asyncio.Event().wait()
+        await exit_when_stuck(worker, "llm-worker")
 
 
 if __name__ == "__main__":

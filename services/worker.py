@@ -7,7 +7,6 @@ to finish before the worker stops.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -16,6 +15,7 @@ from temporalio.worker import Worker
 from services.activities import charge_card
 from services.shared import health, logs
 from services.shared.connect import connect
+from services.shared.evictions import exit_when_stuck
 from services.shared.runner import run_service
 from services.shared.settings import Settings
 from services.workflows import ALL
@@ -23,7 +23,12 @@ from services.workflows import ALL
 log = logs.get(__name__)
 
 
-def build_worker(client: Client, task_queue: str) -> Worker:
+def build_worker(
+    client: Client,
+    task_queue: str,
+    *,
+    max_cached_workflows: int = Settings().worker_max_cached_workflows,
+) -> Worker:
     """The worker with everything registered; tests build theirs the same way."""
     return Worker(
         client,
@@ -31,20 +36,29 @@ def build_worker(client: Client, task_queue: str) -> Worker:
         workflows=ALL,
         activities=[charge_card],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # Each cached run keeps its state in this process (a hub: its whole
+        # log since the last rollover) until it ends or is evicted; past this
+        # many the least recently used is evicted and replayed from history
+        # on its next task. The SDK's default, 1000, would keep a thousand idle hubs' logs.
+        max_cached_workflows=max_cached_workflows,
     )
 
 
 async def main(settings: Settings) -> None:
     client = await connect(settings)
-    async with build_worker(client, settings.task_queue), health.ready(settings.health_file):
+    worker = build_worker(
+        client, settings.task_queue, max_cached_workflows=settings.worker_max_cached_workflows
+    )
+    async with worker, health.ready(settings.health_file):
         log.info(
             "worker ready",
             task_queue=settings.task_queue,
             workflows=[w.__name__ for w in ALL],
             activities=[charge_card.__name__],
+            max_cached_workflows=settings.worker_max_cached_workflows,
         )
         # Runs until SIGTERM cancels us; leaving the block drains the worker.
-        await asyncio.Event().wait()
+        await exit_when_stuck(worker, "worker")
 
 
 if __name__ == "__main__":

@@ -48,4 +48,5 @@ def build_llm_worker(
         # SIGTERM lets an answer in progress finish for this long; past it the
         # attempt is cut off and retried elsewhere.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_cached_workflows=settings.worker_max_cached_workflows,  # as services.worker
     )

@@ -57,6 +57,8 @@ class Settings:
     ticker_interval_seconds: float = 1.0
     ticker_keep: int = 8
     ticker_slow_delay_seconds: float = 3.0
+    # workers: runs kept in memory between tasks (the SDK's default is 1000)
+    worker_max_cached_workflows: int = 100
     # web: the dashboard's SSE fan-out (services/web)
     web_max_viewers: int = 100
     web_max_streams: int = 20
@@ -139,6 +141,9 @@ class Settings:
             ticker_keep=e.integer("TICKER_KEEP", d.ticker_keep, minimum=1),
             ticker_slow_delay_seconds=e.number(
                 "TICKER_SLOW_DELAY_SECONDS", d.ticker_slow_delay_seconds
+            ),
+            worker_max_cached_workflows=e.integer(
+                "WORKER_MAX_CACHED_WORKFLOWS", d.worker_max_cached_workflows, minimum=1
             ),
             web_max_viewers=e.integer("WEB_MAX_VIEWERS", d.web_max_viewers, minimum=1),
             web_max_streams=e.integer("WEB_MAX_STREAMS", d.web_max_streams, minimum=1),
