@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from services.shared.models import NEWS_TOPIC, HubInput
 from services.shared.settings import Settings
@@ -26,6 +26,7 @@ from tests.test_web_support import (
     latest_chain,
     publish,
     running_web,
+    start_hub,
     start_pipeline,
     until,
 )
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("worker")
 async def test_one_connection_carries_every_followed_stream(
     client: Client, settings: Settings
 ) -> None:
-    hub = await _hub(client, settings, "a")
+    hub = await start_hub(client, settings, "a")
     await publish(client, hub.id, range(3))
     pipeline = await start_pipeline(client, settings)
     later = f"hub-later-{settings.task_queue}"  # no run yet: the stream waits for one
@@ -81,7 +82,7 @@ async def test_one_connection_carries_every_followed_stream(
 async def test_one_token_resumes_every_stream_with_no_gap_and_no_repeat(
     client: Client, settings: Settings
 ) -> None:
-    first, second = await _hub(client, settings, "1"), await _hub(client, settings, "2")
+    first, second = await start_hub(client, settings, "1"), await start_hub(client, settings, "2")
     await publish(client, first.id, range(4))
     await publish(client, second.id, range(2))
     async with running_web(client, settings) as web:
@@ -129,7 +130,7 @@ async def test_an_ended_chain_is_followed_by_the_ids_next_run(
 async def test_a_position_beyond_the_logs_end_is_refused_and_the_stream_starts_over(
     client: Client, settings: Settings
 ) -> None:
-    hub = await _hub(client, settings, "far")
+    hub = await start_hub(client, settings, "far")
     await publish(client, hub.id, range(3))
     chain = await latest_chain(client, hub.id)
     forged = tokens.encode({hub.id: Position(chain, 999)})
@@ -182,12 +183,3 @@ def _item_of(event: SseEvent, workflow_id: str, offset: int) -> bool:
 
 def _is_end(event: SseEvent, workflow_id: str) -> bool:
     return event.event == "end" and event.json()["stream"] == workflow_id
-
-
-async def _hub(client: Client, settings: Settings, tag: str) -> WorkflowHandle[HubWorkflow, None]:
-    return await client.start_workflow(
-        HubWorkflow.run,
-        HubInput(),
-        id=f"hub-{tag}-{settings.task_queue}",
-        task_queue=settings.task_queue,
-    )

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from services.shared.models import NEWS_TOPIC, HubInput
+from services.shared.models import NEWS_TOPIC
 from services.shared.settings import Settings
 from services.web.chain import POLL, Position, StreamEvent
 from services.web.registry import Registry
@@ -24,7 +24,7 @@ from services.web.window import Dropped, Message, Window, watch
 from services.workflows import HubWorkflow
 from testkit.sse import SseEvent
 from testkit.waiting import eventually
-from tests.test_web_support import Web, publish, running_web, viewer
+from tests.test_web_support import Web, publish, running_web, start_hub, viewer
 
 pytestmark = pytest.mark.usefixtures("worker")
 VIEWERS = 50
@@ -173,12 +173,7 @@ def _watch(window: Window) -> AsyncIterator[Message]:
 async def _hub(
     client: Client, settings: Settings, *, tag: str = ""
 ) -> WorkflowHandle[HubWorkflow, None]:
-    return await client.start_workflow(
-        HubWorkflow.run,
-        HubInput(),
-        id=f"hub-{settings.pipeline_workflow_id}{tag}",
-        task_queue=settings.task_queue,
-    )
+    return await start_hub(client, settings, f"fanout{tag}")
 
 
 async def _read_news(

@@ -15,7 +15,6 @@ from temporalio.client import Client
 from services.shared.models import (
     NEWS_TOPIC,
     STAGE_TOPIC,
-    HubInput,
     TickerInput,
 )
 from services.shared.settings import Settings
@@ -28,6 +27,7 @@ from tests.test_web_support import (
     publish,
     read_until_end,
     running_web,
+    start_hub,
     start_pipeline,
     take,
     viewer,
@@ -63,10 +63,7 @@ async def test_an_order_streams_with_ids_that_pin_chain_and_offset(
 async def test_resume_after_last_event_id_has_no_gap_and_no_repeat(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-resume-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
+    hub_id = (await start_hub(client, settings, "resume")).id
     async with running_web(client, settings) as web:
         await publish(client, hub_id, range(5))
         async with viewer(web, hub_id, topics=NEWS_TOPIC) as events:
@@ -85,10 +82,7 @@ async def test_an_idle_stream_carries_heartbeat_comments(
     client: Client, settings: Settings
 ) -> None:
     """Comment lines keep a quiet connection open through proxies (every 1 s here)."""
-    hub_id = f"hub-idle-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
+    hub_id = (await start_hub(client, settings, "idle")).id
     async with (
         running_web(client, settings, web_heartbeat_seconds=1.0) as web,
         web.http.stream("GET", f"/streams/{hub_id}") as response,

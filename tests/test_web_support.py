@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from services.shared.models import NEWS_TOPIC, Headline, PipelineInput
+from services.shared.models import NEWS_TOPIC, Headline, HubInput, PipelineInput
 from services.shared.settings import Settings
 from services.web.app import create_app
 from services.web.chain import chain_of, status
 from services.web.server import serving
-from services.workflows import PipelineWorkflow
+from services.workflows import HubWorkflow, PipelineWorkflow
 from testkit.sse import SseEvent, SseParser
 
 # Short enough that tests see streams close; the rest as in production.
@@ -105,6 +105,18 @@ async def until(
         if done(got):
             return got
     raise AssertionError(f"the connection closed after {got[-3:]}")
+
+
+async def start_hub(
+    client: Client, settings: Settings, tag: str
+) -> WorkflowHandle[HubWorkflow, None]:
+    """A fresh hub under an id of this test's own: ``hub-<tag>-<task queue>``."""
+    return await client.start_workflow(
+        HubWorkflow.run,
+        HubInput(),
+        id=f"hub-{tag}-{settings.task_queue}",
+        task_queue=settings.task_queue,
+    )
 
 
 async def start_pipeline(

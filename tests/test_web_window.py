@@ -7,10 +7,18 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from services.shared.models import NEWS_TOPIC, HubInput
+from services.shared.models import NEWS_TOPIC
 from services.shared.settings import Settings
 from services.workflows import HubWorkflow
-from tests.test_web_support import items, publish, read_until_end, running_web, take, viewer
+from tests.test_web_support import (
+    items,
+    publish,
+    read_until_end,
+    running_web,
+    start_hub,
+    take,
+    viewer,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 TEXT = "y" * 1000  # each headline about 1 KB
@@ -19,10 +27,7 @@ TEXT = "y" * 1000  # each headline about 1 KB
 async def test_the_window_keeps_what_its_bytes_allow_and_older_events_come_from_temporal(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-bytes-{settings.task_queue}"
-    await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
+    hub_id = (await start_hub(client, settings, "bytes")).id
     async with running_web(client, settings, web_replay_bytes=8 * 1024) as web:
         async with viewer(web, hub_id, topics=NEWS_TOPIC) as events:
             await publish(client, hub_id, range(100), text=TEXT)
@@ -41,10 +46,8 @@ async def test_the_window_keeps_what_its_bytes_allow_and_older_events_come_from_
 async def test_an_undecodable_event_is_described_and_the_stream_goes_on(
     client: Client, settings: Settings
 ) -> None:
-    hub_id = f"hub-odd-{settings.task_queue}"
-    hub = await client.start_workflow(
-        HubWorkflow.run, HubInput(), id=hub_id, task_queue=settings.task_queue
-    )
+    hub = await start_hub(client, settings, "odd")
+    hub_id = hub.id
     stream = WorkflowStreamClient.create(client, hub_id)
     odd = stream.topic("odd")
     async with stream:

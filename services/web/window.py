@@ -342,7 +342,13 @@ async def watch(
     try:
         while True:
             if live and window.head - seen_head > buffer:
-                yield Dropped(window.head - offset)
+                behind = window.head - offset
+                log.info(
+                    "viewer dropped: slower than the stream",
+                    workflow_id=window.workflow_id,
+                    behind=behind,
+                )
+                yield Dropped(behind)
                 return
             if not live and offset >= window.head:
                 live = True  # caught up: from now on it must keep up
