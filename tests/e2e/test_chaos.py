@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from services.shared.ledger import Audit, Record, Resume, audit, parse
-from tests.e2e.cli import compose, docker
+from services.shared.ledger import Audit, Resume, audit
+from tests.e2e.cli import compose, docker, subscriber_ledger
 from tests.e2e.conftest import ONE_SHOTS, Stack, make
 
 pytestmark = pytest.mark.e2e
@@ -74,14 +74,8 @@ def _passed(env: dict[str, str], target: str, *args: str) -> str:
     return result.stdout
 
 
-def _ledger() -> list[Record]:
-    """The subscriber's ledger, read in its own container (not through the chaos tool)."""
-    text = compose("exec", "-T", "subscriber", "cat", "/data/events.jsonl").stdout
-    return parse(text, "the subscriber's ledger")
-
-
 def _audited() -> Audit:
-    result = audit(_ledger())
+    result = audit(subscriber_ledger())
     assert result.ok, result
     return result
 
@@ -104,7 +98,7 @@ def test_make_chaos_subscriber(settled: Stack, bare_host: dict[str, str]) -> Non
     last, resumed, first = (int(n) for n in seam.groups())
     assert resumed == first == last + 1
     # The ledger itself holds that seam: a resume record at that offset, then that event.
-    records = _ledger()
+    records = subscriber_ledger()
     marks = [i for i, r in enumerate(records) if isinstance(r, Resume) and r.next_offset == resumed]
     assert marks, "no resume record at the offset the tool reported"
     after = records[marks[-1] + 1 :]

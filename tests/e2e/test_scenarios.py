@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from services.shared.ledger import Event, parse
+from services.shared.ledger import Event
 from services.shared.models import FINAL_STAGE, WORK_STAGES
-from tests.e2e.cli import compose
+from tests.e2e.cli import compose, subscriber_ledger
 from tests.e2e.conftest import ONE_SHOTS, Stack
 
 pytestmark = pytest.mark.e2e
@@ -75,8 +75,7 @@ def test_subscriber_records_every_pipeline_run_in_order(stack: Stack) -> None:
 
 
 def _ledger_events() -> list[Event]:
-    text = compose("exec", "-T", "subscriber", "cat", "/data/events.jsonl").stdout
-    return [r for r in parse(text, "ledger") if isinstance(r, Event)]
+    return [r for r in subscriber_ledger() if isinstance(r, Event)]
 
 
 def test_ports_are_loopback_and_containers_are_not_root(stack: Stack) -> None:
