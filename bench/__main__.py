@@ -30,14 +30,16 @@ from bench.report import (
     burst_rows,
     catch_up_rows,
     latency_rows,
+    load_memory_rows,
     load_rows,
     machine,
     memory_text,
     sse_tables,
+    worker_memory_row,
     write_json,
 )
 from bench.sse import sse
-from bench.stack import stack
+from bench.stack import memory, stack
 from bench.throughput import LIBRARY_DEFAULTS, PROJECT, run_load
 from services.shared import logs
 from services.shared.settings import Settings
@@ -90,7 +92,12 @@ async def main() -> None:
         show(
             figures,
             "publish-to-receive latency, one reader, events published one at a time",
-            latency_rows(figures["latency"], chosen),
+            [
+                *latency_rows(figures["latency"], chosen),
+                worker_memory_row(s.worker_memory(), s.worker_restarts),
+                f"bench process (these runs' publisher and reader) memory at the end: "
+                f"{memory_text(memory(os.getpid()))}",
+            ],
         )
 
         seconds = 60 * scale
@@ -101,11 +108,23 @@ async def main() -> None:
         show(
             figures,
             f"one stream, 4 publishers paced to {RATE:,} events/s in all, {seconds:.0f} s",
-            load_rows(figures["sustained"]),
+            [
+                *load_rows(figures["sustained"]),
+                worker_memory_row(s.worker_memory(), s.worker_restarts),
+                *load_memory_rows(figures["sustained"]),
+            ],
         )
 
         figures["burst"] = await bursts(s, scale)
-        show(figures, TITLE, burst_rows(figures["burst"], figures["sustained"][0], RATE))
+        show(
+            figures,
+            TITLE,
+            [
+                *burst_rows(figures["burst"], figures["sustained"][0], RATE),
+                worker_memory_row(s.worker_memory(), s.worker_restarts),
+                *load_memory_rows(figures["burst"]),
+            ],
+        )
 
         each = round(250_000 * scale)
         figures["million"] = [
@@ -118,7 +137,8 @@ async def main() -> None:
             f"{each * 4:,} events through one stream (4 publishers, {RATE:,} events/s in all)",
             [
                 *load_rows(figures["million"]),
-                f"worker memory at the end: {memory_text(figures['worker_memory'])}",
+                worker_memory_row(figures["worker_memory"], s.worker_restarts),
+                *load_memory_rows(figures["million"]),
             ],
         )
 

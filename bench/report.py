@@ -159,6 +159,31 @@ def memory_text(m: Memory | None) -> str:
     return "-" if m is None else f"{m.rss_mib:.0f} MiB resident (peak {m.peak_mib:.0f} MiB)"
 
 
+def worker_memory_row(worker: Memory, restarts: int) -> str:
+    """The worker's memory at the end of a benchmark, and whether it had to start again."""
+    again = "" if not restarts else f"; it exited and was started again {restarts} times in all"
+    return f"worker memory at the end: {memory_text(worker)}{again}"
+
+
+def load_memory_rows(results: list[Throughput]) -> list[str]:
+    """Each design's reader and publishers (processes): resident memory as last seen."""
+    return [
+        f"{r.design} memory at the end: reader {memory_text(_memory(r.reader))}; "
+        f"{len(r.publishers)} publishers, the largest {memory_text(_largest(r.publishers))}"
+        for r in results
+    ]
+
+
+def _memory(figures: dict[str, Any]) -> Memory | None:
+    m = figures.get("memory")
+    return None if m is None else Memory(**m)
+
+
+def _largest(processes: list[dict[str, Any]]) -> Memory | None:
+    seen = [m for m in map(_memory, processes) if m is not None]
+    return max(seen, key=lambda m: m.rss_mib, default=None)
+
+
 def write_json(path: Path, figures: dict[str, Any]) -> None:
     path.write_text(json.dumps(_plain(figures), indent=2) + "\n")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from testkit.devserver import DevServer, dev_server
 from testkit.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
+MEMORY_EVERY_S = 0.5  # how often a load process's memory is read while it runs
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,14 @@ def memory(pid: int) -> Memory:
         rss_mib=int(fields["VmRSS"].split()[0]) / 1024,
         peak_mib=int(fields["VmHWM"].split()[0]) / 1024,
     )
+
+
+def last_memory(pid: int) -> Memory | None:
+    """``memory(pid)``, or None once the process has gone (its figures went with it)."""
+    try:
+        return memory(pid)
+    except (FileNotFoundError, ProcessLookupError, KeyError):  # KeyError: a zombie, no VmRSS
+        return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -72,6 +82,7 @@ class Stack:
     env: dict[str, str]
     workdir: Path
     worker: asyncio.subprocess.Process
+    worker_restarts: int = 0  # the worker exited and was started again, as compose does
 
     @property
     def client(self) -> Client:
@@ -108,8 +119,28 @@ async def result(process: asyncio.subprocess.Process, *, within: float) -> dict[
     """The JSON object a ``bench.load`` role prints last.
 
     Past ``within`` seconds it is asked to stop (SIGTERM: a reader then
-    reports what it got so far), and killed if it does not.
+    reports what it got so far), and killed if it does not. Its resident
+    memory as last seen before it exited goes in as ``memory``.
     """
+    seen: list[Memory] = []
+    watch = asyncio.create_task(_watch_memory(process.pid, seen))
+    try:
+        parsed = await _result(process, within=within)
+    finally:
+        watch.cancel()
+    if seen:
+        parsed["memory"] = dataclasses.asdict(seen[-1])
+    return parsed
+
+
+async def _watch_memory(pid: int, seen: list[Memory]) -> None:
+    """Keep the latest ``memory(pid)`` in ``seen`` until the process goes."""
+    while (now := last_memory(pid)) is not None:
+        seen[:] = [now]
+        await asyncio.sleep(MEMORY_EVERY_S)
+
+
+async def _result(process: asyncio.subprocess.Process, *, within: float) -> dict[str, Any]:
     try:
         out, _ = await asyncio.wait_for(process.communicate(), within)
     except TimeoutError:
@@ -141,20 +172,13 @@ async def stack(dynamic_config: Mapping[str, object] | None = None) -> AsyncIter
                 "LOG_FORMAT": "json",
                 "LOG_LEVEL": "warning",
             }
-            health = workdir / "worker.healthy"
-            worker = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "services.worker",
-                cwd=ROOT,
-                env={**env, "HEALTH_FILE": str(health)},
-                stdout=(workdir / "worker.log").open("ab"),
-                stderr=asyncio.subprocess.STDOUT,
-            )
+            s = Stack(server, task_queue, env, workdir, await _start_worker(env, workdir))
+            keeper = asyncio.create_task(_keep_worker(s))
             try:
-                await eventually(health.exists, what="the worker to be ready", within=60)
-                yield Stack(server, task_queue, env, workdir, worker)
+                yield s
             finally:
+                keeper.cancel()
+                worker = s.worker
                 if worker.returncode is None:
                     worker.send_signal(signal.SIGTERM)
                     try:
@@ -162,3 +186,32 @@ async def stack(dynamic_config: Mapping[str, object] | None = None) -> AsyncIter
                     except TimeoutError:
                         worker.kill()
                         await worker.wait()
+
+
+async def _start_worker(env: dict[str, str], workdir: Path) -> asyncio.subprocess.Process:
+    """``python -m services.worker``, once it is ready."""
+    health = workdir / "worker.healthy"
+    health.unlink(missing_ok=True)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.worker",
+        cwd=ROOT,
+        env={**env, "HEALTH_FILE": str(health)},
+        stdout=(workdir / "worker.log").open("ab"),
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    await eventually(health.exists, what="the worker to be ready", within=60)
+    return worker
+
+
+async def _keep_worker(s: Stack) -> None:
+    """Start the worker again whenever it exits, as compose's ``restart: unless-stopped``.
+
+    It exits 1 by design when the SDK cannot evict a workflow run
+    (services/shared/evictions.py); the restarts are a figure of their own.
+    """
+    while True:
+        await s.worker.wait()
+        s.worker_restarts += 1
+        s.worker = await _start_worker(s.env, s.workdir)
