@@ -33,18 +33,10 @@ from sse_starlette import ServerSentEvent
 from services.shared import logs
 from services.shared.backoff import TEMPORAL_ERRORS
 from services.shared.settings import Settings
-from services.web import tokens
+from services.web import sse, tokens
 from services.web.chain import Position, Run, StreamEvent
 from services.web.errors import not_answering, temporal_answer, unavailable
 from services.web.registry import Busy, Registry, TooMany, UnknownStream, WrongChain
-from services.web.sse import (
-    READ_BYTES,
-    RETRY_MS,
-    HeldResponse,
-    Resume,
-    client_address,
-    json_text,
-)
 from services.web.window import BeyondEnd, Dropped, Ended, Gap, State, Window, watch
 
 log = logs.get(__name__)
@@ -66,9 +58,9 @@ _QUEUE = 64
 @router.get("/events", response_model=None)
 async def events(
     request: Request,
-    resume: Resume,
+    resume: sse.Resume,
     follow: Annotated[list[str], Query()] = [],  # noqa: B006  FastAPI copies the default
-) -> HeldResponse:
+) -> sse.HeldResponse:
     """Every followed stream on one SSE connection, resumable by one token."""
     settings: Settings = request.app.state.settings
     registry: Registry = request.app.state.registry
@@ -77,7 +69,7 @@ async def events(
         positions = tokens.decode(*resume) if resume else {}
     except ValueError as err:
         raise HTTPException(400, str(err)) from None
-    client = client_address(request.client.host if request.client else None)
+    client = sse.client_of(request)
     held = AsyncExitStack()
     try:
         held.enter_context(registry.connection(client))
@@ -87,7 +79,7 @@ async def events(
         raise unavailable(str(err)) from None
     start = {wid: positions.get(tokens.key(wid)) for wid in follows}
     connection = _Connection(registry, settings, client, start)
-    return HeldResponse(connection.frames(), held, ping=settings.web_heartbeat_seconds)
+    return sse.HeldResponse(connection.frames(), held, ping=settings.web_heartbeat_seconds)
 
 
 def _follows(raw: list[str]) -> list[str]:
@@ -172,8 +164,10 @@ class _Connection:
             position = self._start[wid]
             resumed = position.offset - 1 if position is not None and position.offset else None
             streams[wid]["resumed_after"] = resumed
-        body = json_text({"streams": streams})
-        return ServerSentEvent(body, event="hello", id=tokens.encode(self._sent), retry=RETRY_MS)
+        body = sse.json_text({"streams": streams})
+        return ServerSentEvent(
+            body, event="hello", id=tokens.encode(self._sent), retry=sse.RETRY_MS
+        )
 
     # -- one followed stream --------------------------------------------------------
     async def _follow(self, wid: str) -> None:
@@ -273,18 +267,13 @@ class _Connection:
         """Relay one viewer of ``window``; (the position reached, whether the chain ended)."""
         chain = window.chain
         buffer, offset = self._settings.web_viewer_buffer, position.offset
-        async for message in watch(window, offset, buffer=buffer, max_bytes=READ_BYTES):
+        async for message in watch(window, offset, buffer=buffer, max_bytes=sse.READ_BYTES):
             if isinstance(message, StreamEvent):
                 position = Position(chain, message.offset + 1)
                 await self._queue.put(_item(wid, chain, message, position))
             elif isinstance(message, Gap):
                 position = Position(chain, message.to_offset)
-                gap = {
-                    "from_offset": message.from_offset,
-                    "to_offset": message.to_offset,
-                    "dropped": message.to_offset - message.from_offset,
-                }
-                await self._emit(wid, "truncated", gap, position=position)
+                await self._emit(wid, "truncated", sse.gap_data(message), position=position)
             elif isinstance(message, State):
                 final = message.state == "closing"
                 data = {"state": message.state, "run_id": message.run_id, "detail": message.detail}
@@ -327,7 +316,7 @@ class _Connection:
         final: bool = False,
     ) -> None:
         moves = position is not None or event == "refused"
-        body = json_text({"stream": wid, **data})
+        body = sse.json_text({"stream": wid, **data})
         await self._queue.put(_Frame(wid, event, body, position, moves, final))
 
 
@@ -343,5 +332,7 @@ def _item(wid: str, chain: str, event: StreamEvent, position: Position) -> _Fram
 @functools.lru_cache(maxsize=1024)  # one event goes to every connection following it
 def _item_data(wid: str, chain: str, event: StreamEvent) -> str:
     """An item's data, with the event's JSON text spliced in as it is (it is valid JSON)."""
-    head = json_text({"stream": wid, "chain": chain, "offset": event.offset, "topic": event.topic})
+    head = sse.json_text(
+        {"stream": wid, "chain": chain, "offset": event.offset, "topic": event.topic}
+    )
     return f'{head[:-1]},"data":{event.data}}}'

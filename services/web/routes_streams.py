@@ -25,17 +25,10 @@ from fastapi import APIRouter, HTTPException, Request
 from sse_starlette import ServerSentEvent
 
 from services.shared.settings import Settings
+from services.web import sse
 from services.web.chain import Position, StreamEvent
 from services.web.errors import temporal, unavailable
 from services.web.registry import Busy, Registry, TooMany, UnknownStream, WrongChain
-from services.web.sse import (
-    READ_BYTES,
-    RETRY_MS,
-    HeldResponse,
-    Resume,
-    client_address,
-    json_text,
-)
 from services.web.window import BeyondEnd, Dropped, Ended, Gap, Message, State, Window, watch
 
 router = APIRouter()
@@ -49,9 +42,9 @@ _EVENT_ID = re.compile(r"^(?P<chain>[0-9A-Za-z-]{1,64}):(?P<offset>[0-9]{1,15})$
 async def stream_events(
     request: Request,
     workflow_id: str,
-    resume: Resume,
+    resume: sse.Resume,
     topics: str = "",
-) -> HeldResponse:
+) -> sse.HeldResponse:
     """The stream of ``workflow_id``'s latest chain, or of the chain named by the resume id."""
     settings: Settings = request.app.state.settings
     registry: Registry = request.app.state.registry
@@ -64,7 +57,7 @@ async def stream_events(
     position = Position(last.chain, last.offset + 1) if last else None
     held = AsyncExitStack()
     try:
-        client = _client(request)
+        client = sse.client_of(request)
         held.enter_context(registry.connection(client))
         viewing = registry.viewing(workflow_id, position, client=client)
         window = await temporal(held.enter_async_context(viewing))
@@ -74,13 +67,9 @@ async def stream_events(
     except BaseException as err:
         await held.aclose()
         raise _refusal(err) from None
-    return HeldResponse(
+    return sse.HeldResponse(
         _events(window, position, wanted, settings), held, ping=settings.web_heartbeat_seconds
     )
-
-
-def _client(request: Request) -> str:
-    return client_address(request.client.host if request.client else None)
 
 
 def _refusal(err: BaseException) -> BaseException:
@@ -143,12 +132,12 @@ async def _events(
         "topics": sorted(topics),
         **asdict(window.state()),
     }
-    yield ServerSentEvent(json_text(hello), event="hello", retry=RETRY_MS)
+    yield ServerSentEvent(sse.json_text(hello), event="hello", retry=sse.RETRY_MS)
     messages = watch(
         window,
         position.offset if position else 0,
         buffer=settings.web_viewer_buffer,
-        max_bytes=READ_BYTES,
+        max_bytes=sse.READ_BYTES,
     )
     async for message in messages:
         if isinstance(message, StreamEvent) and topics and message.topic not in topics:
@@ -160,22 +149,19 @@ def _frame(chain: str, message: Message) -> ServerSentEvent | bytes:
     if isinstance(message, StreamEvent):
         return _item_frame(chain, message)
     if isinstance(message, Gap):
-        gap = {
-            "from_offset": message.from_offset,
-            "to_offset": message.to_offset,
-            "dropped": message.to_offset - message.from_offset,
-        }
         # Its id is the last dropped position, so a resume after it goes on past the gap.
         return ServerSentEvent(
-            json_text(gap), id=f"{chain}:{message.to_offset - 1}", event="truncated"
+            sse.json_text(sse.gap_data(message)),
+            id=f"{chain}:{message.to_offset - 1}",
+            event="truncated",
         )
     if isinstance(message, State):
-        return ServerSentEvent(json_text(asdict(message)), event="state")
+        return ServerSentEvent(sse.json_text(asdict(message)), event="state")
     if isinstance(message, Ended):
-        return ServerSentEvent(json_text(asdict(message)), event="end")
+        return ServerSentEvent(sse.json_text(asdict(message)), event="end")
     assert isinstance(message, Dropped)  # noqa: S101  the last kind of Message
     why = {"behind": message.behind, "why": "too slow; reconnect with Last-Event-ID"}
-    return ServerSentEvent(json_text(why), event="dropped")
+    return ServerSentEvent(sse.json_text(why), event="dropped")
 
 
 @functools.lru_cache(maxsize=256)  # the live events; replays encode again

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Message, Receive, Scope, Send
 
 from services.shared import logs
+from services.web.window import Gap
 
 log = logs.get(__name__)
 
@@ -105,6 +106,15 @@ def json_text(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def client_address(host: str | None) -> str:
+def client_of(request: Request) -> str:
     """Who a per-client limit counts: the peer address (there is no proxy in front to trust)."""
-    return host or "unknown"
+    return request.client.host if request.client else "unknown"
+
+
+def gap_data(gap: Gap) -> dict[str, int]:
+    """A ``truncated`` event's data: which offsets are gone, and how many."""
+    return {
+        "from_offset": gap.from_offset,
+        "to_offset": gap.to_offset,
+        "dropped": gap.to_offset - gap.from_offset,
+    }
