@@ -122,7 +122,8 @@ async def test_a_client_that_leaves_mid_burst_is_logged_once(
             await eventually(lambda: _live_viewers(web) == 0, what="the web to let them go")
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     left = [e for e in logs if e["event"] == "viewer left"]
-    assert [e["path"] for e in left] == [target.format(hub.id).partition("?")[0]] * LEAVERS
+    path = target.format(hub.id).partition("?")[0]
+    assert [(e["path"], e["client"]) for e in left] == [(path, "127.0.0.1")] * LEAVERS
     await hub.signal(HubWorkflow.close)
 
 

@@ -51,11 +51,12 @@ class HeldResponse(EventSourceResponse):
             client_close_handler_callable=self._left,
         )
         self._held = held
-        self._path = ""
+        self._who: dict[str, str] = {}
         self._writes = 0  # in this turn of the event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._path = scope.get("path", "")
+        peer = scope.get("client")
+        self._who = {"path": scope.get("path", ""), "client": peer[0] if peer else "unknown"}
 
         async def send_in_turns(message: Message) -> None:
             await send(message)
@@ -86,7 +87,7 @@ class HeldResponse(EventSourceResponse):
         self._writes = 0
 
     async def _left(self, _: Message) -> None:
-        log.info("viewer left", path=self._path)
+        log.info("viewer left", **self._who)
 
 
 def resume_id(
