@@ -114,10 +114,12 @@ async def test_a_bad_question_is_refused_saying_what_is_accepted(
 
 
 async def _final_headline(events: AsyncIterator[SseEvent]) -> SseEvent:
+    last = None
     async for event in events:
         if event.event == NEWS_TOPIC and event.json()["final"]:
             return event
-    raise AssertionError("the stream closed before the final headline")
+        last = event
+    raise AssertionError(f"the stream closed before the final headline, after {last}")
 
 
 async def _until_complete(events: AsyncIterator[SseEvent]) -> AsyncIterator[SseEvent]:

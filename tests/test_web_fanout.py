@@ -165,9 +165,11 @@ async def _hub_window(
         await registry.close()
 
 
-def _watch(window: Window) -> AsyncIterator[Message]:
+async def _watch(window: Window) -> AsyncIterator[Message]:
     """One viewer of ``window`` from offset 0, with the 3-event buffer of ``_hub_window``."""
-    return watch(window, 0, buffer=3, max_bytes=10**6)
+    async for said in watch(window, 0, buffer=3, max_bytes=10**6):
+        for message in said:
+            yield message
 
 
 async def _hub(

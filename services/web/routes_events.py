@@ -133,7 +133,7 @@ class _Connection:
         }
         self._hello_sent = False
 
-    async def frames(self) -> AsyncIterator[ServerSentEvent]:
+    async def frames(self) -> AsyncIterator[ServerSentEvent | bytes]:
         """The hello, then every stream's frames in the order they are ready."""
         readers = [
             asyncio.create_task(self._follow(wid), name=f"events {wid}") for wid in self._start
@@ -142,16 +142,26 @@ class _Connection:
             await asyncio.wait(self._first.values(), timeout=HELLO_WAIT_S)
             yield self._hello()
             while True:
-                frame = await self._queue.get()
-                if frame.moves:
-                    self._sent[frame.stream] = frame.position
-                yield ServerSentEvent(frame.data, event=frame.event, id=tokens.encode(self._sent))
-                if frame.final:
+                chunk, final = self._written(await self._queue.get())
+                yield chunk
+                if final:
                     return
         finally:
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+
+    def _written(self, frame: _Frame) -> tuple[bytes, bool]:
+        """``frame`` and every frame queued behind it, as one write; whether the last is final."""
+        parts = []
+        while True:
+            if frame.moves:
+                self._sent[frame.stream] = frame.position
+            event = ServerSentEvent(frame.data, event=frame.event, id=tokens.encode(self._sent))
+            parts.append(event.encode())
+            if frame.final or self._queue.empty():
+                return b"".join(parts), frame.final
+            frame = self._queue.get_nowait()
 
     def _hello(self) -> ServerSentEvent:
         self._hello_sent = True  # no await from the check below to here: see _resolved
@@ -267,28 +277,35 @@ class _Connection:
         """Relay one viewer of ``window``; (the position reached, whether the chain ended)."""
         chain = window.chain
         buffer, offset = self._settings.web_viewer_buffer, position.offset
-        async for message in watch(window, offset, buffer=buffer, max_bytes=sse.READ_BYTES):
-            if isinstance(message, StreamEvent):
-                position = Position(chain, message.offset + 1)
-                await self._queue.put(_item(wid, chain, message, position))
-            elif isinstance(message, Gap):
-                position = Position(chain, message.to_offset)
-                await self._emit(wid, "truncated", sse.gap_data(message), position=position)
-            elif isinstance(message, State):
-                final = message.state == "closing"
-                data = {"state": message.state, "run_id": message.run_id, "detail": message.detail}
-                await self._emit(wid, "state", data, final=final)
-                if final:
+        async for said in watch(window, offset, buffer=buffer, max_bytes=sse.READ_BYTES):
+            for message in said:
+                if isinstance(message, StreamEvent):
+                    position = Position(chain, message.offset + 1)
+                    await self._queue.put(_item(wid, chain, message, position))
+                elif isinstance(message, Gap):
+                    position = Position(chain, message.to_offset)
+                    await self._emit(wid, "truncated", sse.gap_data(message), position=position)
+                elif isinstance(message, State):
+                    final = message.state == "closing"
+                    data = {
+                        "state": message.state,
+                        "run_id": message.run_id,
+                        "detail": message.detail,
+                    }
+                    await self._emit(wid, "state", data, final=final)
+                    if final:
+                        raise _Stop
+                elif isinstance(message, Ended):
+                    position = Position(chain, message.next_offset)
+                    end = {"status": message.status, "next_offset": message.next_offset}
+                    await self._emit(
+                        wid, "end", {**end, "detail": message.detail}, position=position
+                    )
+                    return position, True
+                elif isinstance(message, Dropped):
+                    why = f"this connection fell {message.behind} events behind; reconnect"
+                    await self._emit(wid, "dropped", {"why": why}, final=True)
                     raise _Stop
-            elif isinstance(message, Ended):
-                position = Position(chain, message.next_offset)
-                end = {"status": message.status, "next_offset": message.next_offset}
-                await self._emit(wid, "end", {**end, "detail": message.detail}, position=position)
-                return position, True
-            elif isinstance(message, Dropped):
-                why = f"this connection fell {message.behind} events behind; reconnect"
-                await self._emit(wid, "dropped", {"why": why}, final=True)
-                raise _Stop
         # The upstream failed: the registry forgets a failed window, so a fresh one starts.
         await asyncio.sleep(RETRY_S)
         return position, False

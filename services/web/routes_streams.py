@@ -139,13 +139,17 @@ async def _events(
         buffer=settings.web_viewer_buffer,
         max_bytes=sse.READ_BYTES,
     )
-    async for message in messages:
-        if isinstance(message, StreamEvent) and topics and message.topic not in topics:
-            continue
-        yield _frame(window.chain, message)
+    async for said in messages:  # one read's messages: one write
+        frames = [
+            _frame(window.chain, message)
+            for message in said
+            if not (isinstance(message, StreamEvent) and topics and message.topic not in topics)
+        ]
+        if frames:
+            yield b"".join(frames)
 
 
-def _frame(chain: str, message: Message) -> ServerSentEvent | bytes:
+def _frame(chain: str, message: Message) -> bytes:
     if isinstance(message, StreamEvent):
         return _item_frame(chain, message)
     if isinstance(message, Gap):
@@ -154,14 +158,14 @@ def _frame(chain: str, message: Message) -> ServerSentEvent | bytes:
             sse.json_text(sse.gap_data(message)),
             id=f"{chain}:{message.to_offset - 1}",
             event="truncated",
-        )
+        ).encode()
     if isinstance(message, State):
-        return ServerSentEvent(sse.json_text(asdict(message)), event="state")
+        return ServerSentEvent(sse.json_text(asdict(message)), event="state").encode()
     if isinstance(message, Ended):
-        return ServerSentEvent(sse.json_text(asdict(message)), event="end")
+        return ServerSentEvent(sse.json_text(asdict(message)), event="end").encode()
     assert isinstance(message, Dropped)  # noqa: S101  the last kind of Message
     why = {"behind": message.behind, "why": "too slow; reconnect with Last-Event-ID"}
-    return ServerSentEvent(sse.json_text(why), event="dropped")
+    return ServerSentEvent(sse.json_text(why), event="dropped").encode()
 
 
 @functools.lru_cache(maxsize=256)  # the live events; replays encode again

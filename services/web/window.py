@@ -327,14 +327,16 @@ def _up_to(events: Iterable[StreamEvent], max_bytes: int) -> list[StreamEvent]:
 
 async def watch(
     window: Window, offset: int, *, buffer: int, max_bytes: int, wait: float = 15.0
-) -> AsyncIterator[Message]:
+) -> AsyncIterator[list[Message]]:
     """One viewer: everything after ``offset``, live, until the chain ends.
 
-    Top to bottom: read, say what changed (state, a gap), hand out the
-    events, and stop after ``end``, a failed or closing upstream, or when this
-    viewer - caught up once - let more than ``buffer`` new events arrive while
-    it was still busy handing out the last ones (its socket is slower than the
-    stream). A burst that lands while it waits at the head is not that.
+    Each answer is what one read has to say, in order (a socket takes it in
+    one write). Top to bottom: read, say what changed (state, a gap), hand
+    out the events, and stop after ``end``, a failed or closing upstream, or
+    when this viewer - caught up once - let more than ``buffer`` new events
+    arrive while it was still busy handing out the last ones (its socket is
+    slower than the stream). A burst that lands while it waits at the head
+    is not that.
     """
     told = window.state()  # the hello that opens the response says it already
     live = False
@@ -348,25 +350,26 @@ async def watch(
                     workflow_id=window.workflow_id,
                     behind=behind,
                 )
-                yield Dropped(behind)
+                yield [Dropped(behind)]
                 return
             if not live and offset >= window.head:
                 live = True  # caught up: from now on it must keep up
                 window.live_viewers += 1
             read = await window.read(offset, wait=wait, max_bytes=max_bytes)
             seen_head = window.head
+            said: list[Message] = []
             if read.state != told:
                 told = read.state
-                yield read.state
+                said.append(read.state)
             if read.gap is not None:
-                yield read.gap
-            for event in read.events:
-                yield event
-            offset = read.next.offset
+                said.append(read.gap)
+            said.extend(read.events)
             if read.end is not None:
-                yield read.end
-                return
-            if read.state.state in ("failed", "closing"):
+                said.append(read.end)
+            if said:
+                yield said
+            offset = read.next.offset
+            if read.end is not None or read.state.state in ("failed", "closing"):
                 return
     finally:
         if live:
