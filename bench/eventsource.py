@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from bench.http1 import split_head
 from testkit.sse import SseEvent, SseParser
 
 # Called with each dispatched event; True ends the stream.
@@ -55,17 +56,16 @@ class _Connection(asyncio.Protocol):
         self._read_chunks()
 
     def _read_head(self) -> bool:
-        end = self._raw.find(b"\r\n\r\n")
-        if end < 0:
+        split = split_head(self._raw)
+        if split is None:
             return False
-        head, self._raw = self._raw[:end].decode("latin-1"), self._raw[end + 4 :]
-        status_line, *headers = head.split("\r\n")
-        if status_line.split(" ", 2)[1:2] != ["200"]:
-            body = self._raw.decode(errors="replace")
-            self._finish(f"HTTP {status_line.partition(' ')[2]}: {body[:160]}")
+        head, self._raw = split
+        if head.status != 200:
+            body = " ".join(self._raw.decode(errors="replace").split())  # one line
+            self._finish(f"HTTP {head.status} {head.reason}: {body[:160]}")
             return False
-        if "transfer-encoding: chunked" not in (h.lower() for h in headers):
-            self._finish(f"expected a chunked response, got headers {headers}")
+        if head.headers.get("transfer-encoding", "").lower() != "chunked":
+            self._finish(f"expected a chunked response, got headers {head.headers}")
             return False
         self._head = False
         return True

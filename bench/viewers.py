@@ -2,6 +2,9 @@
 
 * ``sse``: each viewer is one Server-Sent Events connection to the web
   service, read as a browser tab's EventSource reads it (``bench.eventsource``);
+* ``long-poll``: each viewer reads the Durable Streams protocol
+  (``/v1/streams/{id}``: a catch-up read, then ``live=long-poll`` after
+  ``live=long-poll``) on one kept-alive connection (``bench.longpoll``);
 * ``subscribe``: each viewer is its own ``subscribe()`` on the hub, with the
   project's poll cooldown: the naive bridge (one Temporal subscription per
   viewer), and, with one viewer, the direct reader.
@@ -11,7 +14,8 @@ measures its own latency (publish to receipt, on this machine's clock).
 Every viewer audits its sequence: a viewer is complete when it got every
 event, once, in order, up to the final one. The role prints
 ``{"ready": true}`` once its viewers are connected (``sse``: each has its
-``hello``) or started (``subscribe``), then one JSON object with its figures.
+``hello``; ``long-poll``: its catch-up read answered) or started
+(``subscribe``), then one JSON object with its figures.
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TextIO
 
 from temporalio.client import Client
 
-from bench import eventsource
+from bench import eventsource, longpoll
 from bench.channel import figures_channel
 from services.shared import logs
 from services.shared.backoff import one_line
@@ -96,6 +102,7 @@ class _Figures:
         self.connected = 0
         self.all_connected = asyncio.Event()
         self.connect_s = 0.0  # sse: from the first request to every viewer's hello
+        self.requests = 0  # long-poll: the long-polls sent, all viewers together
 
     def ready(self) -> None:
         """Tell the bench this process's viewers are connected (or started)."""
@@ -132,6 +139,7 @@ class _Figures:
             "repeated": sum(v.repeated for v in self.viewers),
             "examples": [v.describe() for v in incomplete[:_EXAMPLES]],
             "connect_s": self.connect_s,
+            "requests": self.requests,
             "bin_ms": BIN_MS,
             "latency_bins": sorted(self.bins.items()),
             "per_event": [[seq, *times] for seq, times in sorted(self.spread.items())],
@@ -159,15 +167,45 @@ async def _sse_viewer(url: str, viewer: _Viewer, figures: _Figures) -> None:
         figures.fail(viewer, why if viewer.connected else f"{why} (before its hello)")
 
 
-async def sse(args: argparse.Namespace, figures: _Figures) -> None:
-    url = f"{args.url}/streams/{args.hub}?topics={TOPIC}"
+async def _connect_all(
+    figures: _Figures, each: Callable[[_Viewer], Coroutine[Any, Any, None]]
+) -> None:
+    """Every viewer's ``each`` at once; ready once all are connected; back once all end."""
     began = time.monotonic()
     async with asyncio.TaskGroup() as group:
         for viewer in figures.viewers:
-            group.create_task(_sse_viewer(url, viewer, figures))
+            group.create_task(each(viewer))
         await figures.all_connected.wait()
         figures.connect_s = time.monotonic() - began
         figures.ready()
+
+
+async def sse(args: argparse.Namespace, figures: _Figures) -> None:
+    url = f"{args.url}/streams/{args.hub}?topics={TOPIC}"
+    await _connect_all(figures, lambda viewer: _sse_viewer(url, viewer, figures))
+
+
+# -- long-poll: the Durable Streams read protocol ---------------------------------
+async def _long_poll_viewer(url: str, viewer: _Viewer, figures: _Figures) -> None:
+    def on_messages(messages: list[dict[str, Any]]) -> bool:
+        now = time.time()
+        for message in messages:
+            if message["topic"] == TOPIC:
+                figures.receive(viewer, Stamp(**message["data"]), now)
+        return viewer.finished
+
+    try:
+        why, polls = await longpoll.read(url, on_messages, lambda: figures.connect(viewer))
+    except OSError as err:
+        why, polls = f"{type(err).__name__}: {one_line(err)[:160]}", 0
+    figures.requests += polls
+    if why and not viewer.failure:
+        figures.fail(viewer, why if viewer.connected else f"{why} (before its first long-poll)")
+
+
+async def long_poll(args: argparse.Namespace, figures: _Figures) -> None:
+    url = f"{args.url}/v1/streams/{args.hub}"
+    await _connect_all(figures, lambda viewer: _long_poll_viewer(url, viewer, figures))
 
 
 # -- subscribe: one Temporal subscription per viewer ------------------------------
@@ -198,7 +236,7 @@ async def subscribe(args: argparse.Namespace, figures: _Figures) -> None:
         figures.ready()  # there is no hello: the bench watches the hub's history instead
 
 
-ROLES = {"sse": sse, "subscribe": subscribe}
+ROLES = {"sse": sse, "long-poll": long_poll, "subscribe": subscribe}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -206,13 +244,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("--hub", required=True, help="workflow id of the hub")
     parser.add_argument("--viewers", type=int, default=1, help="viewers in this process")
-    parser.add_argument("--url", default="", help="sse: the web service's base URL")
+    parser.add_argument("--url", default="", help="sse, long-poll: the base URL (web or edge)")
     return parser.parse_args(argv)
 
 
 async def main(argv: list[str], channel: TextIO) -> dict[str, Any]:
     """Run the role until every viewer is done, or until SIGTERM; return the figures."""
     args = parse(argv)
+    # One socket per viewer: thousands of them need more than the usual 1,024 descriptors.
+    _, most = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
     logs.configure("bench", fmt="json", level="warning")
     figures = _Figures(args.viewers, channel)
     began, cpu = time.monotonic(), time.process_time()
