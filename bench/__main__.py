@@ -25,6 +25,8 @@ from typing import Any
 from bench import ledger, llm, page
 from bench.burst import TITLE, bursts
 from bench.catchup import catch_up
+from bench.edge import edge_bench
+from bench.edge_report import edge_tables
 from bench.latency import latency
 from bench.report import (
     burst_rows,
@@ -154,6 +156,10 @@ async def main() -> None:
 
     figures["sse"] = await sse(scale=scale)
     for title, rows in sse_tables(figures["sse"]):
+        show(figures, title, rows)
+
+    figures["edge"] = await edge_bench(scale=scale)
+    for title, rows in edge_tables(figures["edge"]):
         show(figures, title, rows)
 
     answers = await llm.measure()
