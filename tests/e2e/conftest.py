@@ -62,6 +62,10 @@ def stack() -> Iterator[Stack]:
         # again (an empty value would give the new container another port).
         WEB_PORT=str(free_port()),
         LOG_FORMAT="json",
+        # A pipeline run in half a minute, not two: several tests wait for a
+        # whole run (or the next one) to be recorded, and the faults land
+        # mid-run all the same.
+        PIPELINE_STEP_SECONDS="0.5",
     )
     try:
         compose("up", "--detach", "--build", timeout=900)
@@ -72,6 +76,10 @@ def stack() -> Iterator[Stack]:
         )
         yield stack
     finally:
+        # Every service's log, for whoever reads a failed run (CI keeps nothing else).
+        ARTIFACTS.parent.mkdir(parents=True, exist_ok=True)
+        logged = compose("logs", "--no-color", "--timestamps", check=False, timeout=300).stdout
+        (ARTIFACTS.parent / "compose.log").write_text(logged)
         compose("down", "--volumes", "--remove-orphans", check=False, timeout=300)
         os.environ.clear()
         os.environ.update(saved)

@@ -223,3 +223,46 @@ def _ledger_run(stack: Stack, run_id: str) -> list[tuple[int, str, int, int]]:
 
     events = wait_until(recorded, what=f"the ledger to hold run {run_id} to its end", within=600)
     return [(e.offset, e.stage, e.step, e.steps) for e in events]
+
+
+def test_a_replica_at_a_new_address_is_routed_to_without_a_reload(
+    stack: Stack, dashboard_url: str
+) -> None:
+    """Compose alone adds a fourth replica (a new address): the edge's watch lists it.
+
+    nginx 1.26 reads an upstream's addresses only when it loads its config;
+    deploy/edge/start.sh reads them again every few seconds and reloads.
+    """
+    scale = ("up", "--detach", "--no-deps", "--wait", "--scale")
+    compose(*scale, f"web={REPLICAS}", "web", timeout=300)  # the one killed above is back
+    before = _replica_hosts()
+    compose(*scale, f"web={REPLICAS + 1}", "web", timeout=300)
+    try:
+        (added,) = _replica_hosts() - before
+        # A quarter of all streams hash to the new replica: some of these do.
+        ids = [f"no-such-stream-{n}" for n in range(40)]
+
+        def served_by() -> set[str]:
+            with httpx.Client(base_url=dashboard_url, timeout=30) as http:
+                return {http.head(f"/v1/streams/{i}").headers["x-served-by"] for i in ids}
+
+        wait_until(lambda: added in served_by(), what=f"the edge to route to {added}", within=60)
+        assert served_by() <= before | {added}
+    finally:
+        compose(*scale, f"web={REPLICAS}", "web", timeout=300)
+    remaining = _replica_hosts()
+    with httpx.Client(base_url=dashboard_url, timeout=30) as http:
+        # The replica that went is dropped too: every stream answers from one that is up.
+        wait_until(
+            lambda: (
+                {http.head(f"/v1/streams/{i}").status_code for i in ids} == {404}
+                and {http.head(f"/v1/streams/{i}").headers["x-served-by"] for i in ids} <= remaining
+            ),
+            what="the edge to drop the replica that went",
+            within=60,
+        )
+
+
+def _replica_hosts() -> set[str]:
+    """The web replicas' hostnames (what X-Served-By names): their short container ids."""
+    return {line[:12] for line in compose("ps", "--quiet", "web").stdout.split()}
