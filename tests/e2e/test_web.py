@@ -27,6 +27,7 @@ _WEB_LOG_EVENTS = {
     "stream opened",
     "stream closed",
     "stream ended",
+    "viewer left",  # once per page closed or reloaded (the restart below reloads one)
     "run continued as new",
     "order placed",
     "published",
