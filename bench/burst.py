@@ -21,7 +21,7 @@ from services.shared import logs
 from services.shared.headlines import DEPTH
 
 BURSTS = (20_000, 100_000)  # headlines, before BENCH_SCALE
-PIPELINED = dataclasses.replace(PROJECT, name=f"{DEPTH} windows in flight")
+PIPELINED = dataclasses.replace(PROJECT, name=f"{DEPTH} windows in flight", depth=DEPTH)
 TITLE = "one publisher's burst, unpaced, beside four paced publishers"
 
 

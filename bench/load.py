@@ -68,7 +68,7 @@ async def publish(client: Client, settings: Settings, args: argparse.Namespace) 
         until=until,
         rate=args.rate or None,
         source=args.source,
-        depth=args.depth,
+        depth=args.depth or None,
     )
     return {"published": published, "began": began, "ended": time.time()}
 
@@ -224,7 +224,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=0, help="how many to publish (0: no limit)")
     parser.add_argument("--seconds", type=float, default=0, help="publish for this long")
     parser.add_argument("--rate", type=float, default=0, help="events per second (0: unpaced)")
-    parser.add_argument("--depth", type=int, default=DEPTH, help="publish: applied calls in flight")
+    parser.add_argument(
+        "--depth", type=int, default=0, help=f"publish: calls in flight (0: {DEPTH}, 1 paced)"
+    )
     parser.add_argument(
         "--sources", type=int, default=1, help="readers stop after this many finals"
     )

@@ -18,7 +18,6 @@ from temporalio.service import RPCError
 
 from bench.history import HubHistory, hub_history
 from bench.stack import Stack, ready, result
-from services.shared.headlines import DEPTH
 from services.shared.models import HubInput
 from services.shared.settings import Settings
 from services.workflows import HubWorkflow
@@ -34,7 +33,7 @@ class Design:
     name: str
     publish_role: str
     cooldown: float
-    depth: int = DEPTH  # the project's publisher: ``applied`` calls in flight
+    depth: int = 0  # the project's publisher: ``applied`` calls in flight (0: its default)
 
 
 PROJECT = Design("this project", "publish", Settings().poll_cooldown_seconds)

@@ -190,24 +190,6 @@ def test_a_publisher_held_in_applied_does_not_stand_in_for_another_still_sending
     assert not handover.settled(now)
 
 
-def test_a_pipelined_publisher_is_held_once_as_many_windows_wait_as_it_keeps_in_flight() -> None:
-    """With two calls in flight, one held call is not a stop: the publisher sends its
-    next window, and is held only at the second distinct window (a retry is not one).
-    """
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    handover = Handover()
-    handover.published("p", now)
-    handover.hold("p", window=7, depth=2)
-    assert not handover.settled(now)
-    handover.hold("p", window=7, depth=2)  # the same call, retried
-    assert not handover.settled(now)
-    handover.hold("p", window=8, depth=2)
-    assert handover.settled(now)
-    handover.published("q", now)
-    handover.hold("q", window=3, depth=1)  # a final call: nothing follows it
-    assert handover.settled(now)
-
-
 async def test_an_update_a_rollover_cut_short_is_retried_within_the_budget_after_a_delay() -> None:
     """What the server answers an update the hub's closing run had not taken yet.
 
@@ -285,8 +267,9 @@ class HoldingHub:
         await workflow.wait_condition(lambda: False)
 
     @workflow.update
-    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> None:
+    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> bool:
         await workflow.wait_condition(lambda: False)
+        return False
 
 
 async def test_a_publisher_keeps_depth_calls_in_flight_and_a_cancel_gets_through_them(
@@ -569,9 +552,10 @@ async def test_continuous_publishers_roll_the_hub_over_and_a_reader_that_keeps_u
 async def test_one_publishers_burst_is_pipelined_across_rollovers_and_logged_once_in_order(
     small_client: Client, settings: Settings
 ) -> None:
-    """One publisher, unpaced: at each rollover the hub holds it with DEPTH windows
-    unanswered, as many as it keeps in flight, and never more. What the hub logged is
-    read back from its history, run by run (a reader could fall behind a burst).
+    """One publisher, unpaced, never more than DEPTH calls in flight. At each rollover
+    the hub answers a call that has others behind it "stop", and holds the next, which
+    waits alone. What the hub logged is read back from its history, run by run (a
+    reader could fall behind a burst).
     """
     client, events = small_client, 20_000
     hub_id = f"burst-{settings.task_queue}"
@@ -585,11 +569,25 @@ async def test_one_publishers_burst_is_pipelined_across_rollovers_and_logged_onc
     runs = await runs_of(client, hub_id, hub.result_run_id or "")
     logged = logged_headlines(client, runs)
     in_flight = applied_in_flight(client, runs)
-    print(f"pipelined burst: {len(runs) - 1} rollovers, applied in flight at most {in_flight}")
+    stops = told_to_stop(client, runs)
+    print(f"pipelined burst: {len(runs) - 1} rollovers, {stops} stops, in flight {in_flight}")
     assert len(runs) >= 3, "the hub must have rolled over at least twice"
     assert [(h.seq, h.final) for h in logged] == [(i, i == events) for i in range(events + 1)]
-    assert list(in_flight.values()) == [DEPTH]
+    assert 1 <= max(in_flight.values()) <= DEPTH
+    assert stops >= 1
     assert task_failures(runs) == []
+
+
+def told_to_stop(client: Client, runs: list[Run]) -> int:
+    """How many ``applied`` calls the hub answered "stop" (True), over every run."""
+    converter = client.data_converter.payload_converter
+    stops = 0
+    for run in runs:
+        for event in run.of_type(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED):
+            outcome = event.workflow_execution_update_completed_event_attributes.outcome
+            answer = outcome.success.payloads
+            stops += bool(answer) and converter.from_payloads(answer)[0] is True
+    return stops
 
 
 async def test_the_publisher_paced_by_its_reader_delivers_a_burst_across_rollovers(

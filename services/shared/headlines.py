@@ -51,11 +51,13 @@ BATCH_INTERVAL = timedelta(milliseconds=200)
 # every CHECK_EVERY. The hub also holds publishers there while it rolls over.
 WINDOW = 1000
 CHECK_EVERY = 0.5  # seconds
-# Calls in flight: the next window is published while the last ones are
-# answered, and publishing waits while DEPTH are unanswered, so at most DEPTH
-# windows are sent and not yet applied. Each held call is an Update in flight,
-# and the server allows 10 per workflow (history.maxInFlightUpdates): four
-# publishers held at a rollover take 8 of them, readers' polls the rest.
+# Calls in flight, for a publisher unpaced: the next window is published
+# while the last call is answered, and publishing waits while DEPTH are
+# unanswered, so at most DEPTH windows are sent and not yet applied. A paced
+# publisher waits for each (depth 1): its rate, not the round trip, sets its
+# pace, and pipelined it would only catch up faster after each rollover's
+# hold, in bursts its readers must absorb (four paced publishers on two busy
+# cores left the bench's reader further behind than the carried log).
 DEPTH = 2
 # Above this many events, log every Nth instead of each (a burst would flood the logs).
 _LOG_EACH_UP_TO = 100
@@ -90,17 +92,19 @@ async def publish_headlines(
     rate: float | None = None,
     source: str = "",
     reader: Progress | None = None,
-    depth: int = DEPTH,
+    depth: int | None = None,
 ) -> int:
     """Publish ``events`` headlines, or until ``time.monotonic()`` reaches ``until``.
 
     ``rate`` (events per second) paces them; by default they go as fast as the
     hub applies them, or as ``reader`` reads them. ``depth`` is how many
-    windows' ``applied`` calls may be unanswered (1: wait for each). A final
+    windows' ``applied`` calls may be unanswered (1: wait for each; by
+    default DEPTH, or 1 when paced). A final
     headline then ends this ``source``'s part of the stream. Returns how many
     were published before it.
     """
     batch = settings.publisher_batch_size
+    depth = depth or (1 if rate else DEPTH)
     stream = WorkflowStreamClient.create(
         client, hub_id, batch_interval=BATCH_INTERVAL, max_batch_size=batch
     )
@@ -113,7 +117,7 @@ async def publish_headlines(
             while (events is None or seq < events) and (until is None or time.monotonic() < until):
                 batches.add(Headline(seq, HEADLINES[seq % len(HEADLINES)], source=source))
                 seq += 1
-                if seq % WINDOW == 0 or time.monotonic() >= check_at:
+                if calls.stopping or seq % WINDOW == 0 or time.monotonic() >= check_at:
                     await batches.flush()
                     await calls.window()
                     if reader is not None:
@@ -185,9 +189,10 @@ class Batches:
 class InFlight:
     """A publisher's ``applied`` calls not answered yet: at most ``depth``, each a task.
 
-    Each call covers what was flushed before it; the hub answers them in
-    turn, or holds them all during a rollover, telling by their window
-    numbers and ``depth`` when this publisher can send no more.
+    Each call covers what was flushed before it. While the hub rolls over it
+    answers such a call "stop" (True): the next call is then one the hub
+    holds, made with nothing else in flight (depth 1), so the publisher is
+    still when the run closes, as a publisher that waits for each call is.
     """
 
     def __init__(
@@ -198,12 +203,19 @@ class InFlight:
         self.hub, self.publisher, self.depth = hub, publisher, depth
         self.attempts = settings.reconnect_attempts
         self.windows = 0  # calls made, the number of the latest
-        self.calls: list[asyncio.Task[None]] = []
+        self.calls: list[asyncio.Task[bool]] = []
+        self.stopping = False  # a call was answered "stop": hold at once
 
     async def window(self) -> None:
-        """Call for what was flushed; return once fewer than ``depth`` calls are unanswered."""
-        self._call(self.depth)
-        await self._below(self.depth)
+        """Call for what was flushed; return once fewer than ``depth`` calls are unanswered.
+
+        After a "stop", the call waits alone, held until the hub's handover is done.
+        """
+        depth = 1 if self.stopping else self.depth
+        self._call(depth)
+        await self._below(depth)
+        if depth == 1:
+            self.stopping = False  # every call is answered; the handover is behind us
 
     async def last(self) -> None:
         """Call for the final flush (nothing follows it); return once every call is answered."""
@@ -221,7 +233,13 @@ class InFlight:
         # A Backoff each: the calls retry side by side, each on its own budget.
         backoff = Backoff(f"{self.hub.id} flow control", self.attempts)
         calls = wait_applied(self.hub, self.publisher, backoff, window=self.windows, depth=depth)
-        self.calls.append(asyncio.create_task(calls, name=f"{self.hub.id} applied {self.windows}"))
+        call = asyncio.create_task(calls, name=f"{self.hub.id} applied {self.windows}")
+        call.add_done_callback(self._answered)  # noticed at once, not when next awaited
+        self.calls.append(call)
+
+    def _answered(self, call: asyncio.Task[bool]) -> None:
+        if not call.cancelled() and call.exception() is None and call.result():
+            self.stopping = True
 
     async def _below(self, limit: int) -> None:
         """Wait until fewer than ``limit`` calls are unanswered; a failed call raises here."""
@@ -249,11 +267,12 @@ async def wait_applied(
     *,
     window: int = 0,
     depth: int = 1,
-) -> None:
+) -> bool:
     """Return once the hub has applied every batch ``publisher`` sent before.
 
-    ``window`` and ``depth`` tell the hub, while it holds publishers, when
-    this one stops (:meth:`HubWorkflow.applied`); by default, at this call.
+    True if the hub, rolling over, asks a publisher with more calls in
+    flight (``depth`` above 1) to stop and call again with depth 1, the call
+    it holds (:meth:`HubWorkflow.applied`). ``window`` numbers the calls.
 
     A rollover can cut the update short: the closing run aborts an update it
     had not taken yet, or the server refuses the workflow task that held it
@@ -263,7 +282,7 @@ async def wait_applied(
     """
     while True:
         try:
-            await hub.execute_update(HubWorkflow.applied, args=[publisher, window, depth])
+            stop = await hub.execute_update(HubWorkflow.applied, args=[publisher, window, depth])
         except TEMPORAL_ERRORS as err:
             if isinstance(err.__cause__, asyncio.CancelledError):
                 # The SDK wraps a cancelled update call; the cancel must get through.
@@ -271,7 +290,7 @@ async def wait_applied(
             await backoff.failed(AbortedByRollover(err) if aborted_by_closing_run(err) else err)
             continue
         backoff.succeeded()
-        return
+        return stop
 
 
 def aborted_by_closing_run(err: BaseException) -> TypeGuard[RPCError]:

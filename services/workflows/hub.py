@@ -3,7 +3,7 @@
 Outside publishers feed it without pause, so it cannot wait for a quiet
 moment to hand its stream to a fresh run (continue-as-new): it makes one.
 When the server suggests a rollover, the hub holds each publisher at its
-flow-control updates (``applied``), lets every reader that is reading
+next flow-control update (``applied``), lets every reader that is reading
 catch up with the now still log, then closes the run while nothing is on
 its way, carrying the newest events that fit one payload.
 """
@@ -42,9 +42,9 @@ CARRY_BUDGET_BYTES = 448 * 1024
 # One carried item in that JSON, beyond its base64 data and its JSON-quoted
 # topic: {"data":"…","offset":0,"topic":…}, plus the comma between items.
 ITEM_JSON_OVERHEAD = len('{"data":"","offset":0,"topic":},')
-# A publisher heard from this recently is expected held in ``applied`` soon
-# (publishers call it at least every 0.5 s); a reader that got items is
-# expected back as soon (its poll cooldown, and the time to handle a page).
+# A publisher heard from this recently is expected at ``applied`` (publishers
+# call it at least every 0.5 s); a reader that got items is expected back as
+# soon (its poll cooldown, and the time to handle a page).
 LATELY = timedelta(seconds=1)
 # How long a handover waits, in workflow time, for publishers to be held and
 # readers to catch up; then it rolls over regardless (a publisher without flow
@@ -57,26 +57,15 @@ class Handover:
 
     def __init__(self) -> None:
         self.heard: dict[str, datetime] = {}  # publisher id: its last batch
-        self.waiting: dict[str, set[int]] = {}  # publisher id: windows its held calls cover
-        self.held: set[str] = set()  # publisher ids that send nothing more until released
+        self.held: set[str] = set()  # publisher ids waiting in ``applied``
         self.due_back: Counter[int] = Counter()  # offsets readers will poll from next
         self.due_at: dict[int, datetime] = {}
 
     def published(self, publisher_id: str, now: datetime) -> None:
         self.heard[publisher_id] = now
 
-    def hold(self, publisher_id: str, window: int = 0, depth: int = 1) -> None:
-        """A call of ``publisher_id``'s, for its ``window``, now waits in ``applied``.
-
-        Its publisher sends nothing more while ``depth`` of its calls are
-        unanswered, and a held call is answered only once the handover is
-        done: so it is held once ``depth`` distinct windows wait (a call
-        retried is the same window, not one more).
-        """
-        waiting = self.waiting.setdefault(publisher_id, set())
-        waiting.add(window)
-        if len(waiting) >= depth:
-            self.held.add(publisher_id)
+    def hold(self, publisher_id: str) -> None:
+        self.held.add(publisher_id)
 
     def polled(self, from_offset: int) -> None:
         if self.due_back[from_offset] > 1:
@@ -126,21 +115,28 @@ class HubWorkflow:
         self.closed = True
 
     @workflow.update
-    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> None:
+    async def applied(self, publisher_id: str, window: int = 0, depth: int = 1) -> bool:
         """Return once every publish sent before this update is in the log.
 
         Publishes are signals, stored before they are applied: publishers
         call this after each window of events, and send no more while
         ``depth`` of their calls are unanswered, so they never run ahead of
         the hub by more than ``depth`` windows. ``window`` numbers the
-        caller's calls (a retry keeps its number). During a handover the hub
-        answers only once it is done. ``publisher_id`` is the one the
-        caller's publish batches carry. One argument is a publisher that
-        waits for each call (depth 1).
+        caller's calls (a retry keeps its number), for the record.
+
+        During a handover the hub holds a call until it is done, but only
+        one whose publisher waits for it (``depth`` 1): a publisher with
+        more calls in flight may be sending its next window. Such a call is
+        answered True at once: stop now, and call again with ``depth`` 1.
+        ``publisher_id`` is the one the caller's publish batches carry.
         """
-        if self.rolling and not self.released:
-            self.handover.hold(publisher_id, window, depth)
-            await workflow.wait_condition(lambda: self.released)
+        if not self.rolling or self.released:
+            return False
+        if depth > 1:
+            return True
+        self.handover.hold(publisher_id)
+        await workflow.wait_condition(lambda: self.released)
+        return False
 
     def _on_publish(self, batch: PublishInput) -> None:
         self.handover.published(batch.publisher_id, workflow.now())
