@@ -19,11 +19,11 @@ import httpx
 import pytest
 from durable_streams import astream
 
-from services.shared.ledger import Event, parse
+from services.shared.ledger import Event
 from services.web.durable.offsets import Offset
 from services.web.durable.offsets import parse as parse_offset
 from testkit.waiting import eventually, wait_until
-from tests.e2e.cli import compose, docker
+from tests.e2e.cli import compose, docker, subscriber_ledger
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.e2e
@@ -217,8 +217,8 @@ def _ledger_run(stack: Stack, run_id: str) -> list[tuple[int, str, int, int]]:
     """The run's events as the subscriber recorded them, once it has recorded the whole run."""
 
     def recorded() -> list[Event] | None:
-        text = compose("exec", "-T", "subscriber", "cat", "/data/events.jsonl").stdout
-        events = [r for r in parse(text, "ledger") if isinstance(r, Event) and r.run_id == run_id]
+        ledger = subscriber_ledger()
+        events = [r for r in ledger if isinstance(r, Event) and r.run_id == run_id]
         return events if events and events[-1].stage == "complete" else None
 
     events = wait_until(recorded, what=f"the ledger to hold run {run_id} to its end", within=600)
