@@ -47,6 +47,9 @@ def test_values_are_read_and_trimmed() -> None:
         ("TEMPORAL_ADDRESS", "http://temporal:7233", "host:port"),
         ("TEMPORAL_ADDRESS", "temporal", "host:port"),
         ("TEMPORAL_ADDRESS", "temporal:99999", "port 1-65535"),
+        ("LLM_BASE_URL", "localhost:11434", "is not an http(s) URL"),
+        ("LLM_HEARTBEAT_TIMEOUT_SECONDS", "0.5", "1.0 or more"),
+        ("LLM_TURNS_PER_RUN", "0", "a whole number at least 1"),
     ],
 )
 def test_bad_values_are_refused_by_name(name: str, value: str, accepted: str) -> None:
