@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.shared.backoff import TEMPORAL_ERRORS, one_line
 from services.web.chain import Position, Run, StreamEvent, last_run, read_retained
+from services.web.durable.flight import SingleFlight
 from services.web.durable.offsets import Offset, Sentinel
 from services.web.registry import BeyondEnd, Busy, Read, UnknownStream, WrongChain
 
@@ -79,6 +80,8 @@ class Source:
         self._registry = registry
         self._epochs: dict[tuple[str, str], int] = {}
         self._verified: dict[tuple[str, str], float] = {}
+        self._tails: SingleFlight[int] = SingleFlight()
+        self._describes: SingleFlight[int] = SingleFlight()
 
     async def read(
         self, workflow_id: str, start: Sentinel | Offset, *, wait: float, max_bytes: int
@@ -159,26 +162,37 @@ class Source:
         )
 
     async def _tail(self, workflow_id: str, chain: str) -> int:
-        """The chain's tail as Temporal holds it now (a query: no Update, no history)."""
-        run_id, status = await last_run(self._client, workflow_id, chain)
-        page = await read_retained(self._client, Run(workflow_id, run_id, chain, status), _BEYOND)
-        return page.next_offset
+        """The chain's tail as Temporal holds it now (a query: no Update, no history).
+
+        Askers that come while one query is out share its answer.
+        """
+
+        async def ask() -> int:
+            run_id, status = await last_run(self._client, workflow_id, chain)
+            run = Run(workflow_id, run_id, chain, status)
+            return (await read_retained(self._client, run, _BEYOND)).next_offset
+
+        return await self._tails.run((workflow_id, chain), ask)
 
     async def _epoch(self, workflow_id: str, chain: str) -> int:
         """The chain's start time in microseconds: what sorts its offsets after older chains'."""
         key = (workflow_id, chain)
         if key not in self._epochs:
-            handle = self._client.get_workflow_handle(workflow_id, run_id=chain)
-            try:
-                first = await handle.describe()
-            except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    raise LookupError(f"{workflow_id!r} has no run chain {chain!r}") from None
-                raise
+            epoch = await self._describes.run(key, lambda: self._describe(workflow_id, chain))
             if len(self._epochs) >= _MAX_EPOCHS:
                 self._epochs.clear()  # a bound, not an LRU: describing again is cheap
-            self._epochs[key] = int(first.start_time.timestamp() * 1_000_000)
+            self._epochs[key] = epoch
         return self._epochs[key]
+
+    async def _describe(self, workflow_id: str, chain: str) -> int:
+        handle = self._client.get_workflow_handle(workflow_id, run_id=chain)
+        try:
+            first = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise LookupError(f"{workflow_id!r} has no run chain {chain!r}") from None
+            raise
+        return int(first.start_time.timestamp() * 1_000_000)
 
 
 def _begin(after: Position | None, read: Read) -> int:
