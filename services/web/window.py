@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from services.shared import logs
 from services.shared.backoff import (
@@ -43,6 +43,11 @@ log = logs.get(__name__)
 
 # How long a reader that met a Temporal fault waits before it asks again.
 RETRY_READ_S = 1.0
+# A run already closed when its window opened has a final log: its end is on
+# its way (the follower drains it, then asks how it closed), so a read at the
+# head waits this long for it rather than answer "up to date" but not "ended".
+END_DUE_S = 5.0
+_OPEN = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW, None)
 
 
 class BeyondEnd(ValueError):
@@ -221,7 +226,7 @@ class Window:
         past the end of the chain's log.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = loop.time() + (wait if self.run.status in _OPEN else max(wait, END_DUE_S))
         while True:
             changed = self._changed  # taken first: a change while we wait below wakes us
             if offset < self._base:
